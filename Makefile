@@ -1,0 +1,39 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install lint bench clean env
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# A first run writes .env with fresh random secrets, so the connector starts with no setup.
+.env:
+	$(PYTHON) scripts/make_env.py > .env
+	@echo "wrote .env with generated secrets (WACRM_ADMIN_TOKEN, WHATSAPP_APP_SECRET, ...)"
+
+env: .env
+
+run: $(STAMP) .env
+	$(BIN)/wacrm db upgrade
+	$(BIN)/wacrm serve
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/ingest.py
+
+clean:
+	rm -rf $(VENV) *.egg-info build

@@ -1,0 +1,53 @@
+"""wacrm connector: Flask app factory."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from flask import Flask, Response, g, request
+
+from connector import db, errors, logs, queue
+from connector.config import Settings
+
+ENV_PREFIXES = ("WACRM_", "WHATSAPP_", "TWILIO_", "HUBSPOT_", "SALESFORCE_")
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: settings from the environment (test_config overrides), then wiring."""
+    overrides = dict(test_config or {})
+    env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
+    env.update({k: v for k, v in overrides.items() if k.startswith(ENV_PREFIXES)})
+    settings = Settings.from_env(env)
+    app = Flask(__name__)
+    app.config.update({k: v for k, v in overrides.items() if not k.startswith(ENV_PREFIXES)})
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.extensions["wacrm.settings"] = settings
+    if not app.testing:
+        logs.configure(settings.log_level, json=settings.log_json, pii=settings.log_pii)
+    db.init_app(app, settings.database_url)
+    queue.init_app(app, settings)
+    errors.init_app(app)
+    _request_ids(app)
+    from connector import api, health, webhooks
+
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+    return app
+
+
+def _request_ids(app: Flask) -> None:
+    @app.before_request
+    def _bind() -> None:
+        g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=g.request_id)
+
+    @app.after_request
+    def _echo(response: Response) -> Response:
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        return response

@@ -1,0 +1,113 @@
+"""Engine and sessions per app, SQLite tuned for concurrent writers, Alembic helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+import migrations
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+MIGRATIONS_DIR = Path(migrations.__file__).parent
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on error."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control from pysqlite so we can BEGIN IMMEDIATE: writers then
+        # queue on busy_timeout instead of failing with "database is locked" on upgrade.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        _tune_sqlite(engine)
+        return engine
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def make_database(url: str) -> Database:
+    engine = make_engine(url)
+    return Database(engine, sessionmaker(engine, expire_on_commit=False))
+
+
+def get_db(app: Flask) -> Database:
+    db: Database = app.extensions["wacrm.db"]
+    return db
+
+
+def init_app(app: Flask, url: str) -> None:
+    app.extensions["wacrm.db"] = make_database(url)
+
+
+def alembic_config(url: str) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Apply migrations (``wacrm db upgrade``)."""
+    command.upgrade(alembic_config(url), revision)
+
+
+def head_revision(url: str) -> str | None:
+    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def insert_ignore(session: Session, model: Any, values: dict[str, Any],
+                  conflict: list[str] | None = None) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING on either dialect; True when a row was inserted."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt: Any = pg_insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict)
+    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]

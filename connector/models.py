@@ -1,0 +1,261 @@
+"""SQLAlchemy 2 typed ORM models (DESIGN §3). Times are stored as naive UTC, read as aware UTC."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY, PostgreSQL wants BIGINT for volume.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC in Python, naive UTC in the database, identical on SQLite and PostgreSQL."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class EventStatus(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSED = "processed"
+    IGNORED = "ignored"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+class ConversationStatus(enum.StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+class ResolvedBy(enum.StrEnum):
+    AGENT = "agent"
+    API = "api"
+    CRM = "crm"
+    TIMEOUT = "timeout"
+
+
+class SenderKind(enum.StrEnum):
+    CUSTOMER = "customer"
+    AGENT = "agent"
+    BOT = "bot"
+    CAMPAIGN = "campaign"
+    SYSTEM = "system"
+    UNKNOWN = "unknown"
+
+
+class WebhookEvent(Base):
+    """The inbox: every accepted webhook body, committed before it is acknowledged."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (Index("ix_webhook_events_status_id", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime]
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    body_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    content_type: Mapped[str | None] = mapped_column(String(128))
+    headers: Mapped[dict[str, Any] | None]
+    signature_valid: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16), default=EventStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    item_errors: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None]
+    enqueued_at: Mapped[datetime | None]
+
+
+class Contact(Base):
+    """A customer, matchable by phone-based wa_id or by Meta's business-scoped user id."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    wa_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    user_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    parent_user_id: Mapped[str | None] = mapped_column(String(128))
+    username: Mapped[str | None] = mapped_column(String(128))
+    name: Mapped[str | None] = mapped_column(String(256))
+    name_seen_at: Mapped[datetime | None]
+    marketing_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    preference_seen_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Agent(Base):
+    """A human agent or bot; ``external_id`` is what the API and the CRM call it."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(128), unique=True)
+    name: Mapped[str | None] = mapped_column(String(256))
+    is_bot: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    name: Mapped[str | None] = mapped_column(String(256))
+
+
+class Deal(Base):
+    __tablename__ = "deals"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    name: Mapped[str | None] = mapped_column(String(256))
+
+
+class Conversation(Base):
+    """A support/sales thread with one contact on one business number (DESIGN §4)."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        Index("ix_conversations_contact_number_opened", "contact_id", "business_number_id",
+              "opened_at"),
+        Index("ix_conversations_status_last", "status", "last_message_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    business_number_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default=ConversationStatus.OPEN)
+    initiated_by: Mapped[str] = mapped_column(String(16))
+    opened_at: Mapped[datetime]
+    last_message_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(16))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
+    attribution_source: Mapped[str | None] = mapped_column(String(32))
+    referral: Mapped[dict[str, Any] | None]
+    pricing_conversation_id: Mapped[str | None] = mapped_column(String(128))
+    pricing_category: Mapped[str | None] = mapped_column(String(32))
+
+    contact: Mapped[Contact] = relationship(lazy="joined")
+    campaign: Mapped[Campaign | None] = relationship(lazy="joined")
+    deal: Mapped[Deal | None] = relationship(lazy="joined")
+
+
+class Message(Base):
+    """One WhatsApp message either way; ``timestamp`` is when it was sent, by its own clock."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_conversation_ts", "conversation_id", "timestamp"),
+        Index("ix_messages_contact_ts", "contact_id", "timestamp"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    wamid: Mapped[str] = mapped_column(String(256), unique=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    business_number_id: Mapped[str] = mapped_column(String(64))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+    direction: Mapped[str] = mapped_column(String(8))
+    type: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str | None] = mapped_column(Text)
+    media: Mapped[dict[str, Any] | None]
+    sender_kind: Mapped[str] = mapped_column(String(16))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
+    is_template: Mapped[bool] = mapped_column(Boolean, default=False)
+    timestamp: Mapped[datetime]
+    status: Mapped[str | None] = mapped_column(String(16))
+    sent_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    read_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_title: Mapped[str | None] = mapped_column(Text)
+    pricing_category: Mapped[str | None] = mapped_column(String(32))
+    pricing_model: Mapped[str | None] = mapped_column(String(16))
+    billable: Mapped[bool | None] = mapped_column(Boolean)
+    referral: Mapped[dict[str, Any] | None]
+    reply_to_wamid: Mapped[str | None] = mapped_column(String(256))
+    forwarded: Mapped[bool] = mapped_column(Boolean, default=False)
+    raw: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MessageStatusEvent(Base):
+    """Every (wamid, status) WhatsApp reported, even before the message itself is known."""
+
+    __tablename__ = "message_status_events"
+    __table_args__ = (UniqueConstraint("wamid", "status", name="uq_message_status_events_wamid"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    wamid: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16))
+    raw_status: Mapped[str] = mapped_column(String(32))
+    timestamp: Mapped[datetime]
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_title: Mapped[str | None] = mapped_column(Text)
+    pricing_category: Mapped[str | None] = mapped_column(String(32))
+    pricing_model: Mapped[str | None] = mapped_column(String(16))
+    billable: Mapped[bool | None] = mapped_column(Boolean)
+    conversation_ref: Mapped[str | None] = mapped_column(String(128))
+    conversation_origin: Mapped[str | None] = mapped_column(String(32))
+    webhook_event_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class SchedulerLease(Base):
+    """Who runs the periodic jobs: exactly one holder at a time across processes."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime]

@@ -1,0 +1,71 @@
+"""Work queue on Huey: SqliteHuey embedded, RedisHuey when ``WACRM_REDIS_URL`` is set.
+
+A queue message only says "work on inbox row N"; the database holds the state, so a lost
+queue message is re-sent by the sweep (``schedule.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from huey import Huey, RedisHuey, SqliteHuey
+from huey.consumer import Consumer
+
+from connector import ingest
+from connector.db import get_db
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from connector.config import Settings
+
+logger = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class Queue:
+    huey: Huey
+    process: Any  # the Huey task wrapper for ``ingest.process_event``
+
+    def enqueue_event(self, event_id: int) -> None:
+        self.process(event_id)
+
+    def consumer(self, workers: int) -> Consumer:
+        return self.huey.create_consumer(workers=workers, worker_type="thread", periodic=False,
+                                         initial_delay=0.05, max_delay=0.5, backoff=1.5)
+
+
+def queue_path(settings: Settings) -> str:
+    if settings.queue_path:
+        return settings.queue_path
+    if settings.is_sqlite and settings.database_url.startswith("sqlite:///"):
+        db_file = Path(settings.database_url.removeprefix("sqlite:///"))
+        return str(db_file.with_name(db_file.stem + "-queue.db"))
+    return "wacrm-queue.db"
+
+
+def make_huey(settings: Settings, *, immediate: bool = False) -> Huey:
+    if settings.redis_url:
+        return RedisHuey("wacrm", url=settings.redis_url, immediate=immediate, results=False)
+    return SqliteHuey("wacrm", filename=queue_path(settings), immediate=immediate, results=False,
+                      fsync=False, journal_mode="wal", timeout=30)
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    huey = make_huey(settings, immediate=bool(app.config.get("QUEUE_IMMEDIATE")))
+
+    @huey.task(name="process_event", retries=0)
+    def process_event(event_id: int) -> str:
+        db = get_db(app)
+        return ingest.process_event(db, event_id, window=settings.auto_resolve_after,
+                                    max_attempts=settings.max_attempts)
+
+    app.extensions["wacrm.queue"] = Queue(huey, process_event)
+
+
+def get_queue(app: Flask) -> Queue:
+    queue: Queue = app.extensions["wacrm.queue"]
+    return queue

@@ -1,0 +1,63 @@
+"""APScheduler in the background; a lease row makes exactly one process run the jobs."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import structlog
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import select
+
+from connector import jobs
+from connector.db import Database, get_db, insert_ignore
+from connector.models import SchedulerLease, utcnow
+from connector.queue import get_queue
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from connector.config import Settings
+
+logger = structlog.get_logger(__name__)
+LEASE = "scheduler"
+
+
+def holder_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def acquire_lease(db: Database, holder: str, *, ttl: timedelta, now: datetime) -> bool:
+    """Take or renew the lease; True when ``holder`` owns it until ``now + ttl``."""
+    with db.session() as session:
+        insert_ignore(session, SchedulerLease,
+                      {"name": LEASE, "holder": holder, "expires_at": now + ttl}, ["name"])
+        lease = session.scalars(
+            select(SchedulerLease).where(SchedulerLease.name == LEASE).with_for_update()).one()
+        if lease.holder != holder and lease.expires_at > now:
+            return False
+        lease.holder, lease.expires_at = holder, now + ttl
+        return True
+
+
+def tick(app: Flask, settings: Settings, holder: str) -> None:
+    """One scheduler beat: run the periodic jobs if this process holds the lease."""
+    db, now = get_db(app), utcnow()
+    if not acquire_lease(db, holder, ttl=settings.sweep_interval * 3, now=now):
+        return
+    with app.app_context():
+        jobs.sweep_inbox(db, get_queue(app), grace=settings.sweep_grace, now=now)
+        jobs.resolve_idle(db, window=settings.auto_resolve_after, now=now)
+
+
+def start(app: Flask, settings: Settings) -> BackgroundScheduler:
+    """Start the background scheduler (``wacrm serve`` and ``wacrm scheduler``)."""
+    scheduler = BackgroundScheduler(timezone="UTC")
+    scheduler.add_job(tick, "interval", args=[app, settings, holder_id()],
+                      seconds=settings.sweep_interval.total_seconds(), id="tick",
+                      max_instances=1, coalesce=True, next_run_time=utcnow())
+    scheduler.start()
+    app.extensions["wacrm.scheduler"] = scheduler
+    return scheduler

@@ -1,0 +1,1 @@
+"""Alembic migrations for the connector's database (``wacrm db upgrade``)."""
