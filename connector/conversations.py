@@ -112,24 +112,21 @@ def _cut(members: list[Message], boundaries: list[datetime], window: timedelta) 
 def _apply(session: Session, segments: list[_Segment], convs: list[Conversation], *,
            window: timedelta, now: datetime) -> None:
     by_id = {c.id: c for c in convs}
-    used: set[int] = set()
+    kept: set[int] = set()
     for index, seg in enumerate(segments):
         has_later = index + 1 < len(segments) or _has_later(session, seg, by_id)
         owners = sorted({m.conversation_id for m in seg.messages if m.conversation_id in by_id
-                         and m.conversation_id not in used})
+                         and m.conversation_id not in kept})
         if not owners:
             _open(session, seg.messages[0], seg.messages[1:], window=window, now=now,
                   has_later=has_later)
             continue
         keeper = by_id[owners[0]]
-        used.add(keeper.id)
-        merged = [by_id[i] for i in owners[1:]]
-        _fill(keeper, seg.messages, merged)
+        kept.add(keeper.id)
+        _fill(keeper, seg.messages, [by_id[i] for i in owners[1:]])
         refresh_status(keeper, window=window, now=now, has_later=has_later)
-        for gone in merged:
-            used.add(gone.id)
     for conv in convs:
-        if conv.id not in used:
+        if conv.id not in kept:
             _retire(session, conv)
 
 
