@@ -48,7 +48,8 @@ def serve(host: str | None, port: int | None, workers: int, threads: int,
     click.echo(f"wacrm listening on http://{bind} (database {_safe_url(settings.database_url)})",
                err=True)
     options = {"bind": bind, "workers": workers, "threads": threads, "worker_class": "gthread",
-               "accesslog": None, "timeout": 60, "graceful_timeout": 10}
+               "accesslog": None, "timeout": 60, "graceful_timeout": 10,
+               "control_socket_disable": True}
     Server(options, embedded=not no_background, consumer_workers=settings.queue_workers).run()
 
 

@@ -25,6 +25,13 @@ if TYPE_CHECKING:
 logger = structlog.get_logger(__name__)
 
 
+class EmbeddedConsumer(Consumer):
+    """A consumer living inside a web worker: the host process owns the signal handlers."""
+
+    def _set_signal_handlers(self) -> None:
+        return None
+
+
 @dataclass(slots=True)
 class Queue:
     huey: Huey
@@ -33,9 +40,10 @@ class Queue:
     def enqueue_event(self, event_id: int) -> None:
         self.process(event_id)
 
-    def consumer(self, workers: int) -> Consumer:
-        return self.huey.create_consumer(workers=workers, worker_type="thread", periodic=False,
-                                         initial_delay=0.05, max_delay=0.5, backoff=1.5)
+    def consumer(self, workers: int, *, embedded: bool = False) -> Consumer:
+        cls = EmbeddedConsumer if embedded else Consumer
+        return cls(self.huey, workers=workers, worker_type="thread", periodic=False,
+                   initial_delay=0.05, max_delay=0.5, backoff=1.5, shutdown_timeout=10)
 
 
 def queue_path(settings: Settings) -> str:

@@ -20,7 +20,7 @@ def start_background(app: Flask, *, consumer_workers: int, scheduler: bool) -> N
 
     settings = settings_of(app)
     if consumer_workers > 0:
-        consumer = get_queue(app).consumer(consumer_workers)
+        consumer = get_queue(app).consumer(consumer_workers, embedded=True)
         consumer.start()
         app.extensions["wacrm.consumer"] = consumer
     if scheduler:
