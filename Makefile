@@ -3,13 +3,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# What gets installed: the package in editable mode with test tools. The Dockerfile runs
+# `make install INSTALL_SPEC=.` so the image is built by this same recipe.
+INSTALL_SPEC ?= -e .[dev]
 
 .PHONY: run test install lint bench clean env
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet $(INSTALL_SPEC)
 	touch $(STAMP)
 
 install: $(STAMP)

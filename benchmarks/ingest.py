@@ -48,13 +48,14 @@ BENCH_DB = "wacrm_bench"
 BENCH_TABLE = "bench_inbox"
 DEFAULT_PG = "postgresql://root@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
-HUEY_KEYS = ("huey.redis.wacrm", "huey.schedule.wacrm", "huey.results.wacrm",
-             "huey.counters.wacrm")
+HUEY_KEYS = ("huey.redis.wacrm", "huey.schedule.wacrm", "huey.results.wacrm", "huey.counters.wacrm")
 GUNICORN = {"workers": 2, "worker_class": "gthread", "threads": 4, "keep_alive_s": 30}
 SERVERS = ("bare", "minimal", "product")
-APP_SPECS = {"bare": "benchmarks.reference_apps:bare_app()",
-             "minimal": "benchmarks.reference_apps:minimal_app()",
-             "product": "connector:create_app()"}
+APP_SPECS = {
+    "bare": "benchmarks.reference_apps:bare_app()",
+    "minimal": "benchmarks.reference_apps:minimal_app()",
+    "product": "connector:create_app()",
+}
 FOREIGN_ENV = ("WACRM_", "WHATSAPP_", "TWILIO_", "HUBSPOT_", "SALESFORCE_", "BENCH_")
 WARMUP_S = 1.0
 READY_TIMEOUT_S = 30.0
@@ -113,9 +114,11 @@ class Request:
 
     @property
     def raw(self) -> bytes:
-        head = (f"POST {PATH} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                f"Content-Type: application/json\r\nX-Hub-Signature-256: {self.signature}\r\n"
-                f"Content-Length: {len(self.body)}\r\n\r\n")
+        head = (
+            f"POST {PATH} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Content-Type: application/json\r\nX-Hub-Signature-256: {self.signature}\r\n"
+            f"Content-Length: {len(self.body)}\r\n\r\n"
+        )
         return head.encode() + self.body
 
 
@@ -154,9 +157,13 @@ def clean_env() -> dict[str, str]:
 
 
 def product_env(backend: Backend) -> dict[str, str]:
-    env = {"WACRM_DATABASE_URL": backend.product_url, "WHATSAPP_APP_SECRET": SECRET,
-           "WHATSAPP_VERIFY_TOKEN": "bench-verify", "WACRM_ADMIN_TOKEN": "bench-admin",
-           "WACRM_QUEUE_PATH": backend.queue_path}
+    env = {
+        "WACRM_DATABASE_URL": backend.product_url,
+        "WHATSAPP_APP_SECRET": SECRET,
+        "WHATSAPP_VERIFY_TOKEN": "bench-verify",
+        "WACRM_ADMIN_TOKEN": "bench-admin",
+        "WACRM_QUEUE_PATH": backend.queue_path,
+    }
     if backend.redis_url:
         env["WACRM_REDIS_URL"] = backend.redis_url
     return env
@@ -168,18 +175,27 @@ def product_env(backend: Backend) -> dict[str, str]:
 def migrate(backend: Backend, workdir: Path) -> None:
     """Apply the product's migrations with its own CLI (cwd is the temp dir: no .env)."""
     wacrm = Path(sys.executable).with_name("wacrm")
-    subprocess.run([str(wacrm), "db", "upgrade"], cwd=workdir, check=True,
-                   env=clean_env() | product_env(backend), capture_output=True, timeout=120)
+    subprocess.run(
+        [str(wacrm), "db", "upgrade"],
+        cwd=workdir,
+        check=True,
+        env=clean_env() | product_env(backend),
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def prepare_sqlite(workdir: Path) -> Backend:
     minimal = workdir / "minimal.db"
     with contextlib.closing(sqlite3.connect(minimal)) as conn:
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"CREATE TABLE {BENCH_TABLE} (id INTEGER PRIMARY KEY, "
-                     "received_at TEXT NOT NULL, body BLOB NOT NULL)")
-    backend = Backend("sqlite", f"sqlite:///{workdir / 'wacrm.db'}", str(minimal), None,
-                      str(workdir / "queue.db"))
+        conn.execute(
+            f"CREATE TABLE {BENCH_TABLE} (id INTEGER PRIMARY KEY, "
+            "received_at TEXT NOT NULL, body BLOB NOT NULL)"
+        )
+    backend = Backend(
+        "sqlite", f"sqlite:///{workdir / 'wacrm.db'}", str(minimal), None, str(workdir / "queue.db")
+    )
     migrate(backend, workdir)
     return backend
 
@@ -219,8 +235,10 @@ def create_pg_bench_table(url: str) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"CREATE TABLE {BENCH_TABLE} (id BIGSERIAL PRIMARY KEY, "
-                     "received_at TIMESTAMPTZ NOT NULL, body BYTEA NOT NULL)")
+        conn.execute(
+            f"CREATE TABLE {BENCH_TABLE} (id BIGSERIAL PRIMARY KEY, "
+            "received_at TIMESTAMPTZ NOT NULL, body BYTEA NOT NULL)"
+        )
 
 
 def clear_redis(url: str) -> None:
@@ -254,8 +272,11 @@ def count_rows(backend: Backend, server: str) -> int | None:
         return None
     table = "webhook_events" if server == "product" else BENCH_TABLE
     if backend.name == "sqlite":
-        path = backend.product_url.removeprefix("sqlite:///") if server == "product" \
+        path = (
+            backend.product_url.removeprefix("sqlite:///")
+            if server == "product"
             else backend.minimal_url
+        )
         with contextlib.closing(sqlite3.connect(path)) as conn:
             return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
     import psycopg
@@ -271,26 +292,54 @@ def count_rows(backend: Backend, server: str) -> int | None:
 def server_env(server: str, backend: Backend) -> dict[str, str]:
     if server == "product":
         return clean_env() | product_env(backend)
-    return clean_env() | {"BENCH_APP_SECRET": SECRET, "BENCH_DATABASE_URL": backend.minimal_url,
-                          "BENCH_TABLE": BENCH_TABLE}
+    return clean_env() | {
+        "BENCH_APP_SECRET": SECRET,
+        "BENCH_DATABASE_URL": backend.minimal_url,
+        "BENCH_TABLE": BENCH_TABLE,
+    }
 
 
 def gunicorn_argv(app_spec: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "gunicorn", "--chdir", str(ROOT),
-            "--workers", str(GUNICORN["workers"]), "--worker-class", str(GUNICORN["worker_class"]),
-            "--threads", str(GUNICORN["threads"]), "--keep-alive", str(GUNICORN["keep_alive_s"]),
-            "--bind", f"{HOST}:{port}", "--timeout", "60", "--graceful-timeout", "5",
-            "--log-level", "warning", app_spec]
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--chdir",
+        str(ROOT),
+        "--workers",
+        str(GUNICORN["workers"]),
+        "--worker-class",
+        str(GUNICORN["worker_class"]),
+        "--threads",
+        str(GUNICORN["threads"]),
+        "--keep-alive",
+        str(GUNICORN["keep_alive_s"]),
+        "--bind",
+        f"{HOST}:{port}",
+        "--timeout",
+        "60",
+        "--graceful-timeout",
+        "5",
+        "--log-level",
+        "warning",
+        app_spec,
+    ]
 
 
 @contextlib.contextmanager
-def running_server(server: str, backend: Backend, request: Request,
-                   logfile: Path) -> Iterator[None]:
+def running_server(
+    server: str, backend: Backend, request: Request, logfile: Path
+) -> Iterator[None]:
     """Start gunicorn in its own process group, wait until it answers 200, stop it after."""
     with logfile.open("wb") as out:
-        proc = subprocess.Popen(gunicorn_argv(APP_SPECS[server], request.port), cwd=ROOT,
-                                env=server_env(server, backend), stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            gunicorn_argv(APP_SPECS[server], request.port),
+            cwd=ROOT,
+            env=server_env(server, backend),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             wait_ready(proc, request, logfile)
             yield
@@ -334,8 +383,12 @@ def post_once(request: Request) -> int:
 
     conn = http.client.HTTPConnection(request.host, request.port, timeout=5)
     try:
-        conn.request("POST", PATH, body=request.body, headers={
-            "Content-Type": "application/json", "X-Hub-Signature-256": request.signature})
+        conn.request(
+            "POST",
+            PATH,
+            body=request.body,
+            headers={"Content-Type": "application/json", "X-Hub-Signature-256": request.signature},
+        )
         response = conn.getresponse()
         response.read()
         return response.status
@@ -391,11 +444,19 @@ def write_wrk_script(workdir: Path, request: Request) -> Path:
     return script
 
 
-def wrk_closed(wrk: str, script: Path, request: Request, duration: float,
-               connections: int) -> Load:
+def wrk_closed(wrk: str, script: Path, request: Request, duration: float, connections: int) -> Load:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    argv = [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
-            "-s", str(script), f"http://{request.host}:{request.port}{PATH}"]
+    argv = [
+        wrk,
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        f"http://{request.host}:{request.port}{PATH}",
+    ]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60, check=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("WRKJSON ")), None)
@@ -406,9 +467,14 @@ def wrk_closed(wrk: str, script: Path, request: Request, duration: float,
     seconds = data["duration_us"] / 1e6
     bad = sum(v for k, v in errors.items() if k.startswith("http_"))
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    return Load(ok=int(data["requests"]) - bad, seconds=seconds, p50_ms=data["p50_us"] / 1000,
-                p99_ms=data["p99_us"] / 1000, errors=errors,
-                client_cpu_pct=100 * cpu / seconds if seconds else None)
+    return Load(
+        ok=int(data["requests"]) - bad,
+        seconds=seconds,
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        errors=errors,
+        client_cpu_pct=100 * cpu / seconds if seconds else None,
+    )
 
 
 # --------------------------------------------------------------------------- asyncio client
@@ -435,8 +501,10 @@ class Connection:
         head = await self.reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split(" ", 2)[1])
-        headers = {k.strip().lower(): v.strip()
-                   for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+        headers = {
+            k.strip().lower(): v.strip()
+            for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
+        }
         keep = headers.get("connection", "").lower() != "close"
         if "content-length" in headers:
             await self.reader.readexactly(int(headers["content-length"]))
@@ -503,9 +571,14 @@ class Tally:
     def load(self, started: float, cpu_s: float, wall_s: float) -> Load:
         ordered = sorted(self.latencies)
         seconds = max(self.last_done - started, 1e-9)
-        return Load(ok=len(ordered), seconds=seconds, p50_ms=_ms(percentile(ordered, 50)),
-                    p99_ms=_ms(percentile(ordered, 99)), errors=dict(self.errors),
-                    client_cpu_pct=100 * cpu_s / wall_s if wall_s else None)
+        return Load(
+            ok=len(ordered),
+            seconds=seconds,
+            p50_ms=_ms(percentile(ordered, 50)),
+            p99_ms=_ms(percentile(ordered, 99)),
+            errors=dict(self.errors),
+            client_cpu_pct=100 * cpu_s / wall_s if wall_s else None,
+        )
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -599,11 +672,12 @@ def measure(plan: Plan, backend: Backend, server: str, body: bytes, signature: s
     log(f"{backend.name}/{server}: starting on port {request.port}")
     with running_server(server, backend, request, logfile):
         closed(plan, request, WARMUP_S)
-        log(f"{backend.name}/{server}: closed loop, {plan.connections} connections, "
-            f"{plan.duration:g}s")
+        log(
+            f"{backend.name}/{server}: closed loop, {plan.connections} connections, "
+            f"{plan.duration:g}s"
+        )
         closed_load = closed(plan, request, plan.duration)
-        log(f"{backend.name}/{server}: open loop, {plan.rate:g} req/s offered, "
-            f"{plan.duration:g}s")
+        log(f"{backend.name}/{server}: open loop, {plan.rate:g} req/s offered, {plan.duration:g}s")
         open_load = asyncio.run(open_loop(request, plan.rate, plan.duration))
     return Row(backend.name, server, closed_load, open_load, count_rows(backend, server))
 
@@ -628,18 +702,40 @@ def fmt(value: float | None, spec: str = ".1f") -> str:
 
 
 def table(rows: list[Row], rate: float) -> str:
-    header = ("backend", "server", "req/s", "p50 ms", "p99 ms", f"p50@{rate:g}", f"p99@{rate:g}",
-              "achieved/s", "errors")
+    header = (
+        "backend",
+        "server",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        f"p50@{rate:g}",
+        f"p99@{rate:g}",
+        "achieved/s",
+        "errors",
+    )
     lines = [header]
     for r in rows:
-        lines.append((r.backend, r.server, fmt(r.closed.rate, ".0f"), fmt(r.closed.p50_ms),
-                      fmt(r.closed.p99_ms), fmt(r.opened.p50_ms), fmt(r.opened.p99_ms),
-                      fmt(r.opened.rate, ".0f"),
-                      str(r.closed.error_count + r.opened.error_count)))
+        lines.append(
+            (
+                r.backend,
+                r.server,
+                fmt(r.closed.rate, ".0f"),
+                fmt(r.closed.p50_ms),
+                fmt(r.closed.p99_ms),
+                fmt(r.opened.p50_ms),
+                fmt(r.opened.p99_ms),
+                fmt(r.opened.rate, ".0f"),
+                str(r.closed.error_count + r.opened.error_count),
+            )
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = ["  ".join(cell.rjust(w) if i > 1 else cell.ljust(w)
-                     for i, (cell, w) in enumerate(zip(line, widths, strict=True)))
-           for line in lines]
+    out = [
+        "  ".join(
+            cell.rjust(w) if i > 1 else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in lines
+    ]
     out.insert(1, "-" * len(out[0]))
     return "\n".join(out)
 
@@ -662,14 +758,20 @@ def verdicts(rows: list[Row], rate: float) -> list[dict[str, Any]]:
             continue
         ratio = product.closed.rate / minimal.closed.rate if minimal.closed.rate else None
         p99 = product.opened.p99_ms
-        found.append({
-            "backend": backend, "ratio_to_minimal": ratio,
-            "ratio_target": TARGET_RATIO if backend == "postgresql" else None,
-            "ratio_ok": None if backend != "postgresql" or ratio is None
-            else ratio >= TARGET_RATIO,
-            "p99_ack_ms": p99, "p99_target_ms": TARGET_P99_MS, "offered_rate": rate,
-            "p99_ok": p99 is not None and p99 < TARGET_P99_MS and not product.opened.errors,
-        })
+        found.append(
+            {
+                "backend": backend,
+                "ratio_to_minimal": ratio,
+                "ratio_target": TARGET_RATIO if backend == "postgresql" else None,
+                "ratio_ok": None
+                if backend != "postgresql" or ratio is None
+                else ratio >= TARGET_RATIO,
+                "p99_ack_ms": p99,
+                "p99_target_ms": TARGET_P99_MS,
+                "offered_rate": rate,
+                "p99_ok": p99 is not None and p99 < TARGET_P99_MS and not product.opened.errors,
+            }
+        )
     return found
 
 
@@ -683,15 +785,20 @@ def verdict_lines(found: list[dict[str, Any]]) -> list[str]:
             mark = "PASS" if v["ratio_ok"] else "FAIL"
             ratio_text = f"product/minimal req/s = {ratio} (target >= {TARGET_RATIO}: {mark})"
         p99_mark = "PASS" if v["p99_ok"] else "FAIL"
-        lines.append(f"  {v['backend']}: {ratio_text}; product p99 ack at "
-                     f"{v['offered_rate']:g} req/s = {fmt(v['p99_ack_ms'])} ms "
-                     f"(target < {TARGET_P99_MS:g} ms, no errors: {p99_mark})")
+        lines.append(
+            f"  {v['backend']}: {ratio_text}; product p99 ack at "
+            f"{v['offered_rate']:g} req/s = {fmt(v['p99_ack_ms'])} ms "
+            f"(target < {TARGET_P99_MS:g} ms, no errors: {p99_mark})"
+        )
     return lines
 
 
 def notes(plan: Plan) -> list[str]:
-    client = (f"wrk ({plan.wrk}), 1 thread" if plan.wrk
-              else "Python asyncio client (wrk not found: closed-loop numbers may be client-bound)")
+    client = (
+        f"wrk ({plan.wrk}), 1 thread"
+        if plan.wrk
+        else "Python asyncio client (wrk not found: closed-loop numbers may be client-bound)"
+    )
     return [
         f"machine: {os.cpu_count()} CPUs shared by the servers, PostgreSQL/Redis and the load "
         "generator; all traffic on 127.0.0.1",
@@ -709,8 +816,10 @@ def client_cpu_line(rows: list[Row]) -> str:
     closed_cpu = [r.closed.client_cpu_pct for r in rows if r.closed.client_cpu_pct is not None]
     open_cpu = [r.opened.client_cpu_pct for r in rows if r.opened.client_cpu_pct is not None]
     top_closed, top_open = max(closed_cpu, default=None), max(open_cpu, default=None)
-    return (f"load generator CPU (% of one core): closed loop max {fmt(top_closed, '.0f')}, "
-            f"open loop max {fmt(top_open, '.0f')}")
+    return (
+        f"load generator CPU (% of one core): closed loop max {fmt(top_closed, '.0f')}, "
+        f"open loop max {fmt(top_open, '.0f')}"
+    )
 
 
 def row_json(row: Row) -> dict[str, Any]:
@@ -726,11 +835,20 @@ def write_json(plan: Plan, rows: list[Row], found: list[dict[str, Any]]) -> Path
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = RESULTS_DIR / f"ingest-{stamp}.json"
-    doc = {"timestamp": stamp, "duration_s": plan.duration, "offered_rate": plan.rate,
-           "connections": plan.connections, "closed_loop_client": "wrk" if plan.wrk else "python",
-           "gunicorn": GUNICORN, "cpus": os.cpu_count(), "python": platform.python_version(),
-           "fixture": str(FIXTURE.relative_to(ROOT)), "notes": notes(plan),
-           "results": [row_json(r) for r in rows], "targets": found}
+    doc = {
+        "timestamp": stamp,
+        "duration_s": plan.duration,
+        "offered_rate": plan.rate,
+        "connections": plan.connections,
+        "closed_loop_client": "wrk" if plan.wrk else "python",
+        "gunicorn": GUNICORN,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "fixture": str(FIXTURE.relative_to(ROOT)),
+        "notes": notes(plan),
+        "results": [row_json(r) for r in rows],
+        "targets": found,
+    }
     path.write_text(json.dumps(doc, indent=2) + "\n")
     return path
 
@@ -744,8 +862,10 @@ def report(plan: Plan, rows: list[Row]) -> None:
     for r in rows:
         if r.rows_stored is not None:
             acked = r.closed.ok + r.opened.ok
-            print(f"  {r.backend}/{r.server}: {r.rows_stored} rows stored, "
-                  f">= {acked} acknowledged in the measured phases (+ warm-up)")
+            print(
+                f"  {r.backend}/{r.server}: {r.rows_stored} rows stored, "
+                f">= {acked} acknowledged in the measured phases (+ warm-up)"
+            )
     details = error_details(rows)
     print("errors (non-200 and socket):" if details else "errors: none")
     if details:
@@ -753,8 +873,10 @@ def report(plan: Plan, rows: list[Row]) -> None:
     print("targets:")
     print("\n".join(verdict_lines(found)))
     if plan.rate != TARGET_RATE:
-        print(f"  note: the p99 target is defined at {TARGET_RATE:g} req/s; this run offered "
-              f"{plan.rate:g}")
+        print(
+            f"  note: the p99 target is defined at {TARGET_RATE:g} req/s; this run offered "
+            f"{plan.rate:g}"
+        )
     print(f"results: {write_json(plan, rows, found).relative_to(ROOT)}")
 
 
@@ -767,8 +889,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--db", default="sqlite,postgresql", help="backends, comma-separated")
     parser.add_argument("--rate", type=float, default=TARGET_RATE, help="open-loop req/s offered")
     parser.add_argument("--connections", type=int, default=16, help="closed-loop connections")
-    parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
-                        help="closed-loop load generator (auto: wrk when installed)")
+    parser.add_argument(
+        "--client",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="closed-loop load generator (auto: wrk when installed)",
+    )
     args = parser.parse_args(argv)
     args.db = [d.strip() for d in args.db.split(",") if d.strip()]
     unknown = set(args.db) - {"sqlite", "postgresql"}

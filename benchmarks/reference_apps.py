@@ -44,8 +44,9 @@ def bare_app() -> Flask:
 def minimal_app() -> Flask:
     """Verify, parse, one INSERT + COMMIT, 200: the minimal durable receiver."""
     secret = os.environ["BENCH_APP_SECRET"].encode()
-    insert = _inserter(os.environ["BENCH_DATABASE_URL"], os.environ.get("BENCH_TABLE",
-                                                                        DEFAULT_TABLE))
+    insert = _inserter(
+        os.environ["BENCH_DATABASE_URL"], os.environ.get("BENCH_TABLE", DEFAULT_TABLE)
+    )
     app = Flask("bench_minimal")
 
     @app.post(PATH)
@@ -67,7 +68,7 @@ def _signature_ok(secret: bytes, body: bytes, header: str | None) -> bool:
     if not header or not header.startswith(SIGNATURE_PREFIX):
         return False
     expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(header[len(SIGNATURE_PREFIX):].encode(), expected.encode())
+    return hmac.compare_digest(header[len(SIGNATURE_PREFIX) :].encode(), expected.encode())
 
 
 def _inserter(url: str, table: str) -> Callable[[bytes], None]:
@@ -78,8 +79,9 @@ def _inserter(url: str, table: str) -> Callable[[bytes], None]:
     return _per_thread(lambda: _sqlite_connect(path), _sqlite_insert(table))
 
 
-def _per_thread(connect: Callable[[], Any],
-                write: Callable[[Any, bytes], None]) -> Callable[[bytes], None]:
+def _per_thread(
+    connect: Callable[[], Any], write: Callable[[Any, bytes], None]
+) -> Callable[[bytes], None]:
     local = threading.local()
 
     def insert(body: bytes) -> None:

@@ -38,19 +38,20 @@ def cli() -> None:
 @click.option("--workers", type=int, default=1, show_default=True, help="Web processes.")
 @click.option("--threads", type=int, default=4, show_default=True, help="Threads per process.")
 @click.option("--no-background", is_flag=True, help="Web only: no queue consumer, no scheduler.")
-def serve(host: str | None, port: int | None, workers: int, threads: int,
-          no_background: bool) -> None:
+def serve(
+    host: str | None, port: int | None, workers: int, threads: int, no_background: bool
+) -> None:
     """Serve webhooks and the API (with queue consumer and scheduler embedded)."""
     from connector.server import Server
 
     settings = _settings()
     bind = f"{host or settings.host}:{port or settings.port}"
-    click.echo(f"wacrm listening on http://{bind} (database {_safe_url(settings.database_url)})",
-               err=True)
-    options = {"bind": bind, "workers": workers, "threads": threads, "worker_class": "gthread",
-               "accesslog": None, "timeout": 60, "graceful_timeout": 10,
-               "control_socket_disable": True}
-    Server(options, embedded=not no_background, consumer_workers=settings.queue_workers).run()
+    if no_background:
+        os.environ["WACRM_EMBEDDED"] = "0"
+    click.echo(
+        f"wacrm listening on http://{bind} (database {_safe_url(settings.database_url)})", err=True
+    )
+    Server({"bind": bind, "workers": workers, "threads": threads}).run()
 
 
 @cli.command()
@@ -97,8 +98,9 @@ def db_upgrade(revision: str) -> None:
 
 @cli.command()
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
-@click.option("--provider", type=click.Choice(["meta", "twilio", "auto"]), default="auto",
-              show_default=True)
+@click.option(
+    "--provider", type=click.Choice(["meta", "twilio", "auto"]), default="auto", show_default=True
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def replay(source: Path, provider: str, quiet: bool) -> None:
     """Import webhook history: JSON-lines of bodies, or a folder of .json/.jsonl files."""

@@ -28,8 +28,11 @@ def resolve_contact(session: Session, ident: Identity, seen_at: datetime | None)
         merge_contacts(session, keep=by_wa, gone=by_user)
     contact = by_wa or by_user
     if contact is None:
-        insert_ignore(session, Contact, {"wa_id": ident.wa_id, "user_id": ident.user_id,
-                                         "marketing_opt_out": False})
+        insert_ignore(
+            session,
+            Contact,
+            {"wa_id": ident.wa_id, "user_id": ident.user_id, "marketing_opt_out": False},
+        )
         contact = _by(session, "wa_id", ident.wa_id) or _by(session, "user_id", ident.user_id)
         assert contact is not None  # inserted now or by a concurrent writer
     _learn(contact, ident, seen_at)
@@ -43,8 +46,10 @@ def _learn(contact: Contact, ident: Identity, seen_at: datetime | None) -> None:
         contact.user_id = ident.user_id
     contact.parent_user_id = contact.parent_user_id or ident.parent_user_id
     # The newest message's profile wins, whatever order the webhooks arrive in.
-    if seen_at is not None and (ident.name or ident.username) and (
-        contact.name_seen_at is None or seen_at >= contact.name_seen_at
+    if (
+        seen_at is not None
+        and (ident.name or ident.username)
+        and (contact.name_seen_at is None or seen_at >= contact.name_seen_at)
     ):
         contact.name = ident.name or contact.name
         contact.username = ident.username or contact.username
@@ -54,8 +59,12 @@ def _learn(contact: Contact, ident: Identity, seen_at: datetime | None) -> None:
 def merge_contacts(session: Session, *, keep: Contact, gone: Contact) -> None:
     """Fold ``gone`` into ``keep``: the same person seen once by phone, once by BSUID."""
     for model in (Message, Conversation):
-        session.execute(update(model).where(model.contact_id == gone.id)
-                        .values(contact_id=keep.id).execution_options(synchronize_session=False))
+        session.execute(
+            update(model)
+            .where(model.contact_id == gone.id)
+            .values(contact_id=keep.id)
+            .execution_options(synchronize_session=False)
+        )
     for attr in ("wa_id", "user_id", "parent_user_id", "username", "name", "name_seen_at"):
         if getattr(keep, attr) is None:
             value = getattr(gone, attr)

@@ -52,8 +52,10 @@ def place(session: Session, message: Message, *, window: timedelta, now: datetim
 def _latest(session: Session, message: Message) -> Conversation | None:
     return session.scalars(
         select(Conversation)
-        .where(Conversation.contact_id == message.contact_id,
-               Conversation.business_number_id == message.business_number_id)
+        .where(
+            Conversation.contact_id == message.contact_id,
+            Conversation.business_number_id == message.business_number_id,
+        )
         .order_by(Conversation.opened_at.desc(), Conversation.id.desc())
         .limit(1)
     ).first()
@@ -63,32 +65,42 @@ def _appends(conv: Conversation, message: Message, window: timedelta) -> bool:
     ts = message.timestamp
     if ts < conv.last_message_at or ts - conv.last_message_at > window:
         return False
-    return not (conv.resolved_by in EXPLICIT and conv.resolved_at is not None
-                and ts > conv.resolved_at)
+    return not (
+        conv.resolved_by in EXPLICIT and conv.resolved_at is not None and ts > conv.resolved_at
+    )
 
 
 def resegment(session: Session, message: Message, *, window: timedelta, now: datetime) -> None:
     """Re-cut the conversations near ``message`` (general, out-of-order path)."""
     ts = message.timestamp
-    convs = list(session.scalars(
-        select(Conversation)
-        .where(Conversation.contact_id == message.contact_id,
-               Conversation.business_number_id == message.business_number_id,
-               Conversation.opened_at <= ts + window,
-               Conversation.last_message_at >= ts - window)
-        .order_by(Conversation.opened_at, Conversation.id)
-    ))
+    convs = list(
+        session.scalars(
+            select(Conversation)
+            .where(
+                Conversation.contact_id == message.contact_id,
+                Conversation.business_number_id == message.business_number_id,
+                Conversation.opened_at <= ts + window,
+                Conversation.last_message_at >= ts - window,
+            )
+            .order_by(Conversation.opened_at, Conversation.id)
+        )
+    )
     if message.conversation_id is not None and message.conversation_id not in {c.id for c in convs}:
         own = session.get(Conversation, message.conversation_id)
         if own is not None:
             convs.append(own)
     ids = [c.id for c in convs]
-    members = list(session.scalars(select(Message).where(Message.conversation_id.in_(ids)))) if ids else []
+    members = (
+        list(session.scalars(select(Message).where(Message.conversation_id.in_(ids))))
+        if ids
+        else []
+    )
     if message not in members:
         members.append(message)
     members.sort(key=lambda m: (m.timestamp, m.wamid))
-    boundaries = sorted(c.resolved_at for c in convs
-                        if c.resolved_by in EXPLICIT and c.resolved_at is not None)
+    boundaries = sorted(
+        c.resolved_at for c in convs if c.resolved_by in EXPLICIT and c.resolved_at is not None
+    )
     segments = _cut(members, boundaries, window)
     _apply(session, segments, convs, window=window, now=now)
 
@@ -97,8 +109,11 @@ def _cut(members: list[Message], boundaries: list[datetime], window: timedelta) 
     segments: list[_Segment] = []
     previous: Message | None = None
     for msg in members:
-        fresh = previous is None or msg.timestamp - previous.timestamp > window or any(
-            previous.timestamp <= b < msg.timestamp for b in boundaries)
+        fresh = (
+            previous is None
+            or msg.timestamp - previous.timestamp > window
+            or any(previous.timestamp <= b < msg.timestamp for b in boundaries)
+        )
         if fresh and not opens_conversation(msg):
             msg.conversation_id = None  # an orphan notice: kept, but opens nothing
             continue
@@ -109,17 +124,34 @@ def _cut(members: list[Message], boundaries: list[datetime], window: timedelta) 
     return segments
 
 
-def _apply(session: Session, segments: list[_Segment], convs: list[Conversation], *,
-           window: timedelta, now: datetime) -> None:
+def _apply(
+    session: Session,
+    segments: list[_Segment],
+    convs: list[Conversation],
+    *,
+    window: timedelta,
+    now: datetime,
+) -> None:
     by_id = {c.id: c for c in convs}
     kept: set[int] = set()
     for index, seg in enumerate(segments):
         has_later = index + 1 < len(segments) or _has_later(session, seg, by_id)
-        owners = sorted({m.conversation_id for m in seg.messages if m.conversation_id in by_id
-                         and m.conversation_id not in kept})
+        owners = sorted(
+            {
+                m.conversation_id
+                for m in seg.messages
+                if m.conversation_id in by_id and m.conversation_id not in kept
+            }
+        )
         if not owners:
-            _open(session, seg.messages[0], seg.messages[1:], window=window, now=now,
-                  has_later=has_later)
+            _open(
+                session,
+                seg.messages[0],
+                seg.messages[1:],
+                window=window,
+                now=now,
+                has_later=has_later,
+            )
             continue
         keeper = by_id[owners[0]]
         kept.add(keeper.id)
@@ -134,10 +166,12 @@ def _has_later(session: Session, seg: _Segment, window_convs: dict[int, Conversa
     last = seg.messages[-1]
     later = session.scalar(
         select(Conversation.id)
-        .where(Conversation.contact_id == last.contact_id,
-               Conversation.business_number_id == last.business_number_id,
-               Conversation.opened_at > last.timestamp,
-               Conversation.id.not_in(list(window_convs) or [-1]))
+        .where(
+            Conversation.contact_id == last.contact_id,
+            Conversation.business_number_id == last.business_number_id,
+            Conversation.opened_at > last.timestamp,
+            Conversation.id.not_in(list(window_convs) or [-1]),
+        )
         .limit(1)
     )
     return later is not None
@@ -152,8 +186,15 @@ def _fill(keeper: Conversation, messages: list[Message], merged: list[Conversati
     for msg in messages:
         msg.conversation_id = keeper.id
     for other in merged:
-        for attr in ("agent_id", "deal_id", "campaign_id", "attribution_source", "referral",
-                     "pricing_conversation_id", "pricing_category"):
+        for attr in (
+            "agent_id",
+            "deal_id",
+            "campaign_id",
+            "attribution_source",
+            "referral",
+            "pricing_conversation_id",
+            "pricing_category",
+        ):
             if getattr(keeper, attr) is None:
                 setattr(keeper, attr, getattr(other, attr))
         if other.resolved_by in EXPLICIT and keeper.resolved_by not in EXPLICIT:
@@ -162,13 +203,21 @@ def _fill(keeper: Conversation, messages: list[Message], merged: list[Conversati
 
 def _retire(session: Session, conv: Conversation) -> None:
     session.flush()
-    session.execute(update(Message).where(Message.conversation_id == conv.id)
-                    .values(conversation_id=None))
+    session.execute(
+        update(Message).where(Message.conversation_id == conv.id).values(conversation_id=None)
+    )
     session.delete(conv)
 
 
-def _open(session: Session, first: Message, rest: list[Message], *, window: timedelta,
-          now: datetime, has_later: bool) -> Conversation:
+def _open(
+    session: Session,
+    first: Message,
+    rest: list[Message],
+    *,
+    window: timedelta,
+    now: datetime,
+    has_later: bool,
+) -> Conversation:
     conv = Conversation(
         contact_id=first.contact_id,
         business_number_id=first.business_number_id,
@@ -185,7 +234,9 @@ def _open(session: Session, first: Message, rest: list[Message], *, window: time
     return conv
 
 
-def refresh_status(conv: Conversation, *, window: timedelta, now: datetime, has_later: bool) -> None:
+def refresh_status(
+    conv: Conversation, *, window: timedelta, now: datetime, has_later: bool
+) -> None:
     """Derive open/resolved: explicit resolutions stick; otherwise idle ⇒ resolved by timeout."""
     if conv.resolved_by in EXPLICIT:
         conv.status = ConversationStatus.RESOLVED
@@ -213,10 +264,17 @@ def resolve_idle(session: Session, *, window: timedelta, now: datetime) -> int:
     """Periodic job: resolve conversations idle past the window, at their last message."""
     result = session.execute(
         update(Conversation)
-        .where(and_(Conversation.status == ConversationStatus.OPEN,
-                    Conversation.last_message_at < now - window))
-        .values(status=ConversationStatus.RESOLVED, resolved_by=ResolvedBy.TIMEOUT,
-                resolved_at=Conversation.last_message_at)
+        .where(
+            and_(
+                Conversation.status == ConversationStatus.OPEN,
+                Conversation.last_message_at < now - window,
+            )
+        )
+        .values(
+            status=ConversationStatus.RESOLVED,
+            resolved_by=ResolvedBy.TIMEOUT,
+            resolved_at=Conversation.last_message_at,
+        )
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -98,14 +98,17 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def insert_ignore(session: Session, model: Any, values: dict[str, Any],
-                  conflict: list[str] | None = None) -> bool:
+def insert_ignore(
+    session: Session, model: Any, values: dict[str, Any], conflict: list[str] | None = None
+) -> bool:
     """INSERT … ON CONFLICT DO NOTHING on either dialect; True when a row was inserted."""
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        stmt: Any = pg_insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict)
+        stmt: Any = (
+            pg_insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict)
+        )
     else:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 

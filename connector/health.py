@@ -29,8 +29,11 @@ def readyz() -> tuple[dict[str, Any], int]:
     except Exception as exc:  # any driver error means "not ready", with the reason
         return {"status": "unavailable", "database": f"unreachable: {type(exc).__name__}"}, 503
     head = head_revision(settings_of().database_url)
-    body = {"status": "ok" if current == head else "unavailable", "database": "ok",
-            "migration": {"current": current, "head": head}}
+    body = {
+        "status": "ok" if current == head else "unavailable",
+        "database": "ok",
+        "migration": {"current": current, "head": head},
+    }
     return body, 200 if current == head else 503
 
 

@@ -11,22 +11,41 @@ from sqlalchemy import insert, select, update
 from connector.db import Database
 from connector.models import EventStatus, WebhookEvent, utcnow
 
-KEPT_HEADERS = ("Content-Type", "User-Agent", "X-Hub-Signature-256", "X-Twilio-Signature",
-                "X-Request-Id", "I-Twilio-Idempotency-Token")
+KEPT_HEADERS = (
+    "Content-Type",
+    "User-Agent",
+    "X-Hub-Signature-256",
+    "X-Twilio-Signature",
+    "X-Request-Id",
+    "I-Twilio-Idempotency-Token",
+)
 _TABLE = WebhookEvent.__table__
 
 
-def store(db: Database, *, provider: str, body: bytes, headers: Mapping[str, str],
-          signature_valid: bool, status: EventStatus = EventStatus.PENDING,
-          error: str | None = None, received_at: datetime | None = None) -> int:
+def store(
+    db: Database,
+    *,
+    provider: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    signature_valid: bool,
+    status: EventStatus = EventStatus.PENDING,
+    error: str | None = None,
+    received_at: datetime | None = None,
+) -> int:
     """Insert and commit one inbox row (Core, one round trip); return its id."""
     values = {
-        "provider": provider, "received_at": received_at or utcnow(), "body": body,
+        "provider": provider,
+        "received_at": received_at or utcnow(),
+        "body": body,
         "body_sha256": hashlib.sha256(body).hexdigest(),
         "content_type": headers.get("Content-Type"),
         "headers": {k: headers[k] for k in KEPT_HEADERS if k in headers},
-        "signature_valid": signature_valid, "status": status, "attempts": 0,
-        "item_errors": 0, "error": error,
+        "signature_valid": signature_valid,
+        "status": status,
+        "attempts": 0,
+        "item_errors": 0,
+        "error": error,
     }
     with db.engine.begin() as conn:
         result = conn.execute(insert(_TABLE).values(**values))
@@ -36,8 +55,11 @@ def store(db: Database, *, provider: str, body: bytes, headers: Mapping[str, str
 def exists(db: Database, provider: str, body: bytes) -> bool:
     digest = hashlib.sha256(body).hexdigest()
     with db.engine.connect() as conn:
-        found = conn.execute(select(_TABLE.c.id).where(
-            _TABLE.c.body_sha256 == digest, _TABLE.c.provider == provider).limit(1)).first()
+        found = conn.execute(
+            select(_TABLE.c.id)
+            .where(_TABLE.c.body_sha256 == digest, _TABLE.c.provider == provider)
+            .limit(1)
+        ).first()
     return found is not None
 
 
@@ -46,11 +68,19 @@ def claim_stale(db: Database, *, older_than: datetime, limit: int = 1000) -> lis
     now = utcnow()
     with db.engine.begin() as conn:
         last_touch = _TABLE.c.enqueued_at
-        ids = [row[0] for row in conn.execute(
-            select(_TABLE.c.id)
-            .where(_TABLE.c.status == EventStatus.PENDING, _TABLE.c.received_at < older_than,
-                   (last_touch.is_(None)) | (last_touch < older_than))
-            .order_by(_TABLE.c.id).limit(limit))]
+        ids = [
+            row[0]
+            for row in conn.execute(
+                select(_TABLE.c.id)
+                .where(
+                    _TABLE.c.status == EventStatus.PENDING,
+                    _TABLE.c.received_at < older_than,
+                    (last_touch.is_(None)) | (last_touch < older_than),
+                )
+                .order_by(_TABLE.c.id)
+                .limit(limit)
+            )
+        ]
         if ids:
             conn.execute(update(_TABLE).where(_TABLE.c.id.in_(ids)).values(enqueued_at=now))
     return ids

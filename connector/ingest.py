@@ -137,12 +137,20 @@ def record_inbound(session: Session, msg: InboundMessage, ctx: Ctx) -> None:
     if is_system and msg.new_wa_id:
         contact = change_number(session, contact, msg.new_wa_id)
     row = Message(
-        wamid=msg.wamid, provider=msg.provider.value, business_number_id=msg.business_number_id,
-        contact_id=contact.id, direction="inbound", type=msg.raw_type, text=msg.text,
-        media=_media(msg), sender_kind=SenderKind.SYSTEM if is_system else SenderKind.CUSTOMER,
-        timestamp=msg.timestamp, referral=msg.referral.raw if msg.referral else None,
+        wamid=msg.wamid,
+        provider=msg.provider.value,
+        business_number_id=msg.business_number_id,
+        contact_id=contact.id,
+        direction="inbound",
+        type=msg.raw_type,
+        text=msg.text,
+        media=_media(msg),
+        sender_kind=SenderKind.SYSTEM if is_system else SenderKind.CUSTOMER,
+        timestamp=msg.timestamp,
+        referral=msg.referral.raw if msg.referral else None,
         reply_to_wamid=msg.context.reply_to_wamid if msg.context else None,
-        forwarded=bool(msg.context and msg.context.forwarded), raw=msg.raw,
+        forwarded=bool(msg.context and msg.context.forwarded),
+        raw=msg.raw,
     )
     session.add(row)
     session.flush()
@@ -170,17 +178,25 @@ def _attribute_referral(session: Session, row: Message) -> None:
 def record_status(session: Session, st: StatusUpdate, ctx: Ctx) -> None:
     """Keep every (wamid, status) once; fold them into the message's furthest state."""
     first_error = st.errors[0] if st.errors else None
-    inserted = insert_ignore(session, MessageStatusEvent, {
-        "wamid": st.wamid, "status": st.status.value, "raw_status": st.raw_status,
-        "timestamp": st.timestamp, "error_code": first_error.code if first_error else None,
-        "error_title": (first_error.title or first_error.message) if first_error else None,
-        "pricing_category": st.pricing.category if st.pricing else None,
-        "pricing_model": st.pricing.pricing_model if st.pricing else None,
-        "billable": st.pricing.billable if st.pricing else None,
-        "conversation_ref": st.conversation.id if st.conversation else None,
-        "conversation_origin": st.conversation.origin_type if st.conversation else None,
-        "webhook_event_id": ctx.event_id,
-    }, ["wamid", "status"])
+    inserted = insert_ignore(
+        session,
+        MessageStatusEvent,
+        {
+            "wamid": st.wamid,
+            "status": st.status.value,
+            "raw_status": st.raw_status,
+            "timestamp": st.timestamp,
+            "error_code": first_error.code if first_error else None,
+            "error_title": (first_error.title or first_error.message) if first_error else None,
+            "pricing_category": st.pricing.category if st.pricing else None,
+            "pricing_model": st.pricing.pricing_model if st.pricing else None,
+            "billable": st.pricing.billable if st.pricing else None,
+            "conversation_ref": st.conversation.id if st.conversation else None,
+            "conversation_origin": st.conversation.origin_type if st.conversation else None,
+            "webhook_event_id": ctx.event_id,
+        },
+        ["wamid", "status"],
+    )
     if not inserted:
         return
     contact = resolve_contact(session, st.recipient, None)
@@ -198,14 +214,21 @@ def record_status(session: Session, st: StatusUpdate, ctx: Ctx) -> None:
         conv = session.get(Conversation, row.conversation_id)
         if conv is not None and conv.pricing_conversation_id is None:
             conv.pricing_conversation_id = st.conversation.id
-            conv.pricing_category = st.pricing.category if st.pricing else st.conversation.origin_type
+            conv.pricing_category = (
+                st.pricing.category if st.pricing else st.conversation.origin_type
+            )
 
 
 def _unknown_outbound(session: Session, st: StatusUpdate, contact: Contact) -> Message:
     """A status for a message not sent through us: record it, sender unknown."""
     row = Message(
-        wamid=st.wamid, provider=st.provider.value, business_number_id=st.business_number_id,
-        contact_id=contact.id, direction="outbound", type="unknown", sender_kind=SenderKind.UNKNOWN,
+        wamid=st.wamid,
+        provider=st.provider.value,
+        business_number_id=st.business_number_id,
+        contact_id=contact.id,
+        direction="outbound",
+        type="unknown",
+        sender_kind=SenderKind.UNKNOWN,
         timestamp=st.timestamp,
     )
     session.add(row)

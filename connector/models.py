@@ -162,8 +162,12 @@ class Conversation(Base):
 
     __tablename__ = "conversations"
     __table_args__ = (
-        Index("ix_conversations_contact_number_opened", "contact_id", "business_number_id",
-              "opened_at"),
+        Index(
+            "ix_conversations_contact_number_opened",
+            "contact_id",
+            "business_number_id",
+            "opened_at",
+        ),
         Index("ix_conversations_status_last", "status", "last_message_at"),
     )
 

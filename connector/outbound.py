@@ -46,15 +46,22 @@ class Outbound:
             raise ValidationFailed("exactly one of text or template is required")
         if text is not None and (not isinstance(text, str) or not text.strip()):
             raise ValidationFailed("text: expected a non-empty string")
-        if template is not None and not (isinstance(template, dict) and template.get("name")
-                                         and template.get("language")):
+        if template is not None and not (
+            isinstance(template, dict) and template.get("name") and template.get("language")
+        ):
             raise ValidationFailed("template: expected {name, language, components?}")
         agent, campaign = _opt_str(body, "agent_id"), _opt_str(body, "campaign_id")
         kind = SenderKind.AGENT if agent else SenderKind.CAMPAIGN if campaign else SenderKind.BOT
         if body.get("sender_kind") in {SenderKind.AGENT, SenderKind.BOT, SenderKind.CAMPAIGN}:
             kind = SenderKind(body["sender_kind"])
-        return cls(to=to.lstrip("+"), text=text, template=template, agent_id=agent,
-                   campaign_id=campaign, sender_kind=kind)
+        return cls(
+            to=to.lstrip("+"),
+            text=text,
+            template=template,
+            agent_id=agent,
+            campaign_id=campaign,
+            sender_kind=kind,
+        )
 
 
 def _opt_str(body: dict[str, Any], key: str) -> str | None:
@@ -69,8 +76,12 @@ def _opt_str(body: dict[str, Any], key: str) -> str | None:
 def make_client(settings: Settings) -> WhatsAppClient:
     if settings.access_token is None or not settings.phone_number_id:
         raise NotConfigured("sending needs WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID")
-    return WhatsAppClient(settings.whatsapp_base_url, settings.access_token.get_secret_value(),
-                          settings.phone_number_id, api_version=settings.whatsapp_api_version)
+    return WhatsAppClient(
+        settings.whatsapp_base_url,
+        settings.access_token.get_secret_value(),
+        settings.phone_number_id,
+        api_version=settings.whatsapp_api_version,
+    )
 
 
 def send(db: Database, settings: Settings, req: Outbound) -> int:
@@ -79,16 +90,24 @@ def send(db: Database, settings: Settings, req: Outbound) -> int:
     try:
         if req.template is not None:
             tpl = req.template
-            result = client.send_template(req.to, tpl["name"], _language(tpl["language"]),
-                                          tpl.get("components"))
+            result = client.send_template(
+                req.to, tpl["name"], _language(tpl["language"]), tpl.get("components")
+            )
         else:
             result = client.send_text(req.to, req.text or "")
     except WhatsAppApiError as exc:
         metrics.SENDS.labels("error").inc()
         raise _api_error(exc) from None
     metrics.SENDS.labels("sent").inc()
-    return record(db, settings, req, wamid=result.wamid, wa_id=result.wa_id,
-                  business_number_id=settings.phone_number_id or "", at=utcnow())
+    return record(
+        db,
+        settings,
+        req,
+        wamid=result.wamid,
+        wa_id=result.wa_id,
+        business_number_id=settings.phone_number_id or "",
+        at=utcnow(),
+    )
 
 
 def _language(value: Any) -> str:
@@ -97,21 +116,43 @@ def _language(value: Any) -> str:
 
 def _api_error(exc: WhatsAppApiError) -> ApiError:
     status = {400: 422, 404: 422, 429: 429}.get(exc.http_status or 0, 502)
-    return ApiError(exc.message, code="whatsapp_api_error", status=status, details={
-        "meta_code": exc.code, "meta_subcode": exc.subcode, "http_status": exc.http_status,
-        "fbtrace_id": exc.fbtrace_id})
+    return ApiError(
+        exc.message,
+        code="whatsapp_api_error",
+        status=status,
+        details={
+            "meta_code": exc.code,
+            "meta_subcode": exc.subcode,
+            "http_status": exc.http_status,
+            "fbtrace_id": exc.fbtrace_id,
+        },
+    )
 
 
-def record(db: Database, settings: Settings, req: Outbound, *, wamid: str, wa_id: str,
-           business_number_id: str, at: datetime) -> int:
+def record(
+    db: Database,
+    settings: Settings,
+    req: Outbound,
+    *,
+    wamid: str,
+    wa_id: str,
+    business_number_id: str,
+    at: datetime,
+) -> int:
     """Store an outbound message (ours, or sent by another tool) and place it."""
     with db.session() as session:
         contact = resolve_contact(session, Identity(wa_id=wa_id), None)
         row = session.scalars(select(Message).where(Message.wamid == wamid)).first()
         fresh = row is None
         if row is None:
-            row = Message(wamid=wamid, provider="meta", business_number_id=business_number_id,
-                          contact_id=contact.id, direction="outbound", timestamp=at)
+            row = Message(
+                wamid=wamid,
+                provider="meta",
+                business_number_id=business_number_id,
+                contact_id=contact.id,
+                direction="outbound",
+                timestamp=at,
+            )
             session.add(row)
         _describe(session, row, req, at)
         session.flush()

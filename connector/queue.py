@@ -42,8 +42,16 @@ class Queue:
 
     def consumer(self, workers: int, *, embedded: bool = False) -> Consumer:
         cls = EmbeddedConsumer if embedded else Consumer
-        return cls(self.huey, workers=workers, worker_type="thread", periodic=False,
-                   initial_delay=0.05, max_delay=0.5, backoff=1.5, shutdown_timeout=10)
+        return cls(
+            self.huey,
+            workers=workers,
+            worker_type="thread",
+            periodic=False,
+            initial_delay=0.05,
+            max_delay=0.5,
+            backoff=1.5,
+            shutdown_timeout=10,
+        )
 
 
 def queue_path(settings: Settings) -> str:
@@ -58,8 +66,15 @@ def queue_path(settings: Settings) -> str:
 def make_huey(settings: Settings, *, immediate: bool = False) -> Huey:
     if settings.redis_url:
         return RedisHuey("wacrm", url=settings.redis_url, immediate=immediate, results=False)
-    return SqliteHuey("wacrm", filename=queue_path(settings), immediate=immediate, results=False,
-                      fsync=False, journal_mode="wal", timeout=30)
+    return SqliteHuey(
+        "wacrm",
+        filename=queue_path(settings),
+        immediate=immediate,
+        results=False,
+        fsync=False,
+        journal_mode="wal",
+        timeout=30,
+    )
 
 
 def init_app(app: Flask, settings: Settings) -> None:
@@ -68,8 +83,9 @@ def init_app(app: Flask, settings: Settings) -> None:
     @huey.task(name="process_event", retries=0)
     def process_event(event_id: int) -> str:
         db = get_db(app)
-        return ingest.process_event(db, event_id, window=settings.auto_resolve_after,
-                                    max_attempts=settings.max_attempts)
+        return ingest.process_event(
+            db, event_id, window=settings.auto_resolve_after, max_attempts=settings.max_attempts
+        )
 
     app.extensions["wacrm.queue"] = Queue(huey, process_event)
 

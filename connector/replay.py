@@ -35,8 +35,10 @@ class ReplayStats:
     failed: int = 0
 
     def summary(self) -> str:
-        return (f"replayed {self.bodies} bodies: {self.processed} processed, "
-                f"{self.skipped} already imported, {self.rejected} rejected, {self.failed} failed")
+        return (
+            f"replayed {self.bodies} bodies: {self.processed} processed, "
+            f"{self.skipped} already imported, {self.rejected} rejected, {self.failed} failed"
+        )
 
 
 def files_of(source: Path) -> list[Path]:
@@ -71,8 +73,9 @@ def as_provider(raw: bytes, provider: str) -> tuple[str, bytes]:
     return ("meta" if provider == "auto" else provider), raw
 
 
-def replay_path(app: Flask, source: Path, *, provider: str = "auto",
-                progress: bool = True) -> ReplayStats:
+def replay_path(
+    app: Flask, source: Path, *, provider: str = "auto", progress: bool = True
+) -> ReplayStats:
     db, settings, stats = get_db(app), settings_of(app), ReplayStats()
     paths = files_of(source)
     total = sum(p.stat().st_size for p in paths)
@@ -91,10 +94,16 @@ def _one(db, settings, path: Path, raw: bytes, provider: str, stats: ReplayStats
     if inbox.exists(db, kind, body):
         stats.skipped += 1
         return
-    event_id = inbox.store(db, provider=kind, body=body, signature_valid=False,
-                           headers={"X-Request-Id": f"replay:{path.name}"})
-    status = ingest.process_event(db, event_id, window=settings.auto_resolve_after,
-                                  max_attempts=settings.max_attempts)
+    event_id = inbox.store(
+        db,
+        provider=kind,
+        body=body,
+        signature_valid=False,
+        headers={"X-Request-Id": f"replay:{path.name}"},
+    )
+    status = ingest.process_event(
+        db, event_id, window=settings.auto_resolve_after, max_attempts=settings.max_attempts
+    )
     if status in (EventStatus.PROCESSED, EventStatus.IGNORED):
         stats.processed += 1
     elif status == EventStatus.REJECTED:

@@ -32,10 +32,15 @@ def holder_id() -> str:
 def acquire_lease(db: Database, holder: str, *, ttl: timedelta, now: datetime) -> bool:
     """Take or renew the lease; True when ``holder`` owns it until ``now + ttl``."""
     with db.session() as session:
-        insert_ignore(session, SchedulerLease,
-                      {"name": LEASE, "holder": holder, "expires_at": now + ttl}, ["name"])
+        insert_ignore(
+            session,
+            SchedulerLease,
+            {"name": LEASE, "holder": holder, "expires_at": now + ttl},
+            ["name"],
+        )
         lease = session.scalars(
-            select(SchedulerLease).where(SchedulerLease.name == LEASE).with_for_update()).one()
+            select(SchedulerLease).where(SchedulerLease.name == LEASE).with_for_update()
+        ).one()
         if lease.holder != holder and lease.expires_at > now:
             return False
         lease.holder, lease.expires_at = holder, now + ttl
@@ -55,9 +60,16 @@ def tick(app: Flask, settings: Settings, holder: str) -> None:
 def start(app: Flask, settings: Settings) -> BackgroundScheduler:
     """Start the background scheduler (``wacrm serve`` and ``wacrm scheduler``)."""
     scheduler = BackgroundScheduler(timezone="UTC")
-    scheduler.add_job(tick, "interval", args=[app, settings, holder_id()],
-                      seconds=settings.sweep_interval.total_seconds(), id="tick",
-                      max_instances=1, coalesce=True, next_run_time=utcnow())
+    scheduler.add_job(
+        tick,
+        "interval",
+        args=[app, settings, holder_id()],
+        seconds=settings.sweep_interval.total_seconds(),
+        id="tick",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=utcnow(),
+    )
     scheduler.start()
     app.extensions["wacrm.scheduler"] = scheduler
     return scheduler

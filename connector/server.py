@@ -38,29 +38,20 @@ def stop_background(app: Flask) -> None:
 
 
 class Server(BaseApplication):  # type: ignore[misc]
-    """A gunicorn application built from our app factory, configured in code."""
+    """gunicorn running our app factory with ``gunicorn_conf.py`` plus command-line options."""
 
-    def __init__(self, options: dict[str, Any], *, embedded: bool, consumer_workers: int) -> None:
+    def __init__(self, options: dict[str, Any]) -> None:
         self.options = options
-        self.embedded = embedded
-        self.consumer_workers = consumer_workers
         super().__init__()
 
     def load_config(self) -> None:
-        for key, value in self.options.items():
+        from connector import gunicorn_conf
+
+        shared = {k: v for k, v in vars(gunicorn_conf).items() if k in self.cfg.settings}
+        for key, value in {**shared, **self.options}.items():
             self.cfg.set(key, value)
-        if self.embedded:
-            self.cfg.set("post_worker_init", self._post_worker_init)
-            self.cfg.set("worker_exit", self._worker_exit)
 
     def load(self) -> Flask:
         from connector import create_app
 
         return create_app()
-
-    def _post_worker_init(self, worker: Any) -> None:
-        start_background(worker.wsgi, consumer_workers=self.consumer_workers, scheduler=True)
-
-    def _worker_exit(self, _server: Any, worker: Any) -> None:
-        if isinstance(getattr(worker, "wsgi", None), Flask):
-            stop_background(worker.wsgi)

@@ -8,8 +8,12 @@ from sqlalchemy.orm import Session
 from connector.models import Message, MessageStatusEvent
 
 RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "played": 4, "deleted": 5, "failed": 6}
-_TIME_FIELDS = {"sent": "sent_at", "delivered": "delivered_at", "read": "read_at",
-                "failed": "failed_at"}
+_TIME_FIELDS = {
+    "sent": "sent_at",
+    "delivered": "delivered_at",
+    "read": "read_at",
+    "failed": "failed_at",
+}
 
 
 def apply_statuses(session: Session, row: Message, *, own_clock: bool) -> None:
@@ -18,8 +22,9 @@ def apply_statuses(session: Session, row: Message, *, own_clock: bool) -> None:
     With ``own_clock`` (a message we did not send ourselves) the message's time is its
     ``sent`` status time, or the earliest status time known.
     """
-    events = list(session.scalars(
-        select(MessageStatusEvent).where(MessageStatusEvent.wamid == row.wamid)))
+    events = list(
+        session.scalars(select(MessageStatusEvent).where(MessageStatusEvent.wamid == row.wamid))
+    )
     if not events:
         return
     known = [e for e in events if e.status in RANK]

@@ -29,8 +29,11 @@ def verify_subscription() -> tuple[str, int, dict[str, str]]:
     expected = settings_of().verify_token.get_secret_value()
     token = request.args.get("hub.verify_token", "")
     challenge = request.args.get("hub.challenge")
-    if (request.args.get("hub.mode") == "subscribe" and challenge is not None
-            and hmac.compare_digest(token.encode(), expected.encode())):
+    if (
+        request.args.get("hub.mode") == "subscribe"
+        and challenge is not None
+        and hmac.compare_digest(token.encode(), expected.encode())
+    ):
         return challenge, 200, {"Content-Type": "text/plain"}
     logger.warning("verify_token_refused", mode=request.args.get("hub.mode"))
     return "forbidden", 403, {"Content-Type": "text/plain"}
@@ -41,9 +44,14 @@ def receive_meta() -> tuple[dict[str, Any], int]:
     """Cloud API notifications (messages, statuses, preferences, account events)."""
     started = time.perf_counter()
     body = _body("meta")
-    _check("meta", lambda: verify_meta_signature(
-        settings_of().app_secret.get_secret_value(), body,
-        request.headers.get("X-Hub-Signature-256")))
+    _check(
+        "meta",
+        lambda: verify_meta_signature(
+            settings_of().app_secret.get_secret_value(),
+            body,
+            request.headers.get("X-Hub-Signature-256"),
+        ),
+    )
     _reject_unless("meta", body, _meta_shape_error(body))
     event_id = _accept("meta", body)
     metrics.ACK_SECONDS.labels("meta").observe(time.perf_counter() - started)
@@ -58,8 +66,15 @@ def receive_twilio() -> Response:
         raise NotConfigured("TWILIO_AUTH_TOKEN is not set: the Twilio webhook is disabled")
     body = _body("twilio")
     params = request.form.to_dict(flat=False)
-    _check("twilio", lambda: verify_twilio_signature(
-        token.get_secret_value(), _public_url(), params, request.headers.get("X-Twilio-Signature")))
+    _check(
+        "twilio",
+        lambda: verify_twilio_signature(
+            token.get_secret_value(),
+            _public_url(),
+            params,
+            request.headers.get("X-Twilio-Signature"),
+        ),
+    )
     has_sid = any(k in params for k in ("MessageSid", "SmsSid", "SmsMessageSid"))
     _reject_unless("twilio", body, None if has_sid else "not a Twilio message or status callback")
     _accept("twilio", body)
@@ -83,8 +98,13 @@ def _check(provider: str, verify: Any) -> None:
         verify()
     except SignatureError as exc:
         metrics.WEBHOOKS.labels(provider, "bad_signature").inc()
-        logger.warning("signature_refused", provider=provider, reason=type(exc).__name__,
-                       remote=request.remote_addr, length=request.content_length)
+        logger.warning(
+            "signature_refused",
+            provider=provider,
+            reason=type(exc).__name__,
+            remote=request.remote_addr,
+            length=request.content_length,
+        )
         raise
 
 
@@ -104,17 +124,28 @@ def _meta_shape_error(body: bytes) -> str | None:
 def _reject_unless(provider: str, body: bytes, problem: str | None) -> None:
     if problem is None:
         return
-    event_id = inbox.store(get_db(current_app), provider=provider, body=body,
-                           headers=request.headers, signature_valid=True,
-                           status=EventStatus.REJECTED, error=problem)
+    event_id = inbox.store(
+        get_db(current_app),
+        provider=provider,
+        body=body,
+        headers=request.headers,
+        signature_valid=True,
+        status=EventStatus.REJECTED,
+        error=problem,
+    )
     metrics.WEBHOOKS.labels(provider, "rejected").inc()
     rejected.warning("payload_rejected", provider=provider, event_id=event_id, reason=problem)
     raise MalformedPayload(problem, path="body")
 
 
 def _accept(provider: str, body: bytes) -> int:
-    event_id = inbox.store(get_db(current_app), provider=provider, body=body,
-                           headers=request.headers, signature_valid=True)
+    event_id = inbox.store(
+        get_db(current_app),
+        provider=provider,
+        body=body,
+        headers=request.headers,
+        signature_valid=True,
+    )
     try:
         get_queue(current_app).enqueue_event(event_id)
     except Exception:  # the row is committed: the sweep will enqueue it later

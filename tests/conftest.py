@@ -120,8 +120,10 @@ class Signer:
         self.secret = secret
 
     def headers(self, body: bytes) -> dict[str, str]:
-        return {"X-Hub-Signature-256": meta_signature(self.secret, body),
-                "Content-Type": "application/json"}
+        return {
+            "X-Hub-Signature-256": meta_signature(self.secret, body),
+            "Content-Type": "application/json",
+        }
 
 
 @pytest.fixture

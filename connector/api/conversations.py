@@ -26,31 +26,52 @@ def conversation_summary(conv: Conversation) -> dict[str, Any]:
         "resolved_at": iso(conv.resolved_at),
         "resolved_by": conv.resolved_by,
         "business_number_id": conv.business_number_id,
-        "contact": {"id": conv.contact.id, "wa_id": conv.contact.wa_id,
-                    "user_id": conv.contact.user_id, "name": conv.contact.name},
+        "contact": {
+            "id": conv.contact.id,
+            "wa_id": conv.contact.wa_id,
+            "user_id": conv.contact.user_id,
+            "name": conv.contact.name,
+        },
         "campaign_id": conv.campaign.key if conv.campaign else None,
         "deal_id": conv.deal.key if conv.deal else None,
         "attribution": {"source": conv.attribution_source, "referral": conv.referral},
-        "pricing": {"conversation_id": conv.pricing_conversation_id,
-                    "category": conv.pricing_category},
+        "pricing": {
+            "conversation_id": conv.pricing_conversation_id,
+            "category": conv.pricing_category,
+        },
     }
 
 
 def message_view(msg: Message) -> dict[str, Any]:
     return {
-        "id": msg.id, "wamid": msg.wamid, "direction": msg.direction, "type": msg.type,
-        "text": msg.text, "timestamp": iso(msg.timestamp), "sender_kind": msg.sender_kind,
-        "status": msg.status, "sent_at": iso(msg.sent_at), "delivered_at": iso(msg.delivered_at),
-        "read_at": iso(msg.read_at), "failed_at": iso(msg.failed_at),
-        "error_code": msg.error_code, "error_title": msg.error_title,
-        "pricing_category": msg.pricing_category, "billable": msg.billable,
-        "reply_to_wamid": msg.reply_to_wamid, "media": msg.media, "referral": msg.referral,
+        "id": msg.id,
+        "wamid": msg.wamid,
+        "direction": msg.direction,
+        "type": msg.type,
+        "text": msg.text,
+        "timestamp": iso(msg.timestamp),
+        "sender_kind": msg.sender_kind,
+        "status": msg.status,
+        "sent_at": iso(msg.sent_at),
+        "delivered_at": iso(msg.delivered_at),
+        "read_at": iso(msg.read_at),
+        "failed_at": iso(msg.failed_at),
+        "error_code": msg.error_code,
+        "error_title": msg.error_title,
+        "pricing_category": msg.pricing_category,
+        "billable": msg.billable,
+        "reply_to_wamid": msg.reply_to_wamid,
+        "media": msg.media,
+        "referral": msg.referral,
     }
 
 
 def conversation_detail(session: Session, conv: Conversation) -> dict[str, Any]:
-    msgs = session.scalars(select(Message).where(Message.conversation_id == conv.id)
-                           .order_by(Message.timestamp, Message.id))
+    msgs = session.scalars(
+        select(Message)
+        .where(Message.conversation_id == conv.id)
+        .order_by(Message.timestamp, Message.id)
+    )
     return {**conversation_summary(conv), "messages": [message_view(m) for m in msgs]}
 
 
@@ -71,8 +92,11 @@ def list_conversations() -> dict[str, Any]:
     page, per_page = int_arg("page", 1, lo=1, hi=10**6), int_arg("per_page", 50, lo=1, hi=500)
     with get_db(current_app).session() as session:
         total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-        rows = session.scalars(stmt.order_by(Conversation.opened_at.desc(), Conversation.id.desc())
-                               .offset((page - 1) * per_page).limit(per_page))
+        rows = session.scalars(
+            stmt.order_by(Conversation.opened_at.desc(), Conversation.id.desc())
+            .offset((page - 1) * per_page)
+            .limit(per_page)
+        )
         items = [conversation_summary(c) for c in rows]
     return {"items": items, "page": page, "per_page": per_page, "total": total}
 

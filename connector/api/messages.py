@@ -28,8 +28,9 @@ def post_message() -> tuple[dict[str, Any], int]:
             raise ValidationFailed("wamid: required when send is false")
         at = parse_time("timestamp", body.get("timestamp")) or utcnow()
         number = str(body.get("business_number_id") or settings.phone_number_id or "default")
-        row_id = outbound.record(db, settings, req, wamid=wamid, wa_id=req.to,
-                                 business_number_id=number, at=at)
+        row_id = outbound.record(
+            db, settings, req, wamid=wamid, wa_id=req.to, business_number_id=number, at=at
+        )
     else:
         row_id = outbound.send(db, settings, req)
     with db.session() as session:

@@ -23,8 +23,10 @@ def parse_time(name: str, raw: str | None) -> datetime | None:
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise ValidationFailed(f"{name}: expected an ISO-8601 date or datetime",
-                               details={"parameter": name, "value": raw}) from None
+        raise ValidationFailed(
+            f"{name}: expected an ISO-8601 date or datetime",
+            details={"parameter": name, "value": raw},
+        ) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -35,10 +37,13 @@ def int_arg(name: str, default: int, *, lo: int, hi: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ValidationFailed(f"{name}: expected an integer", details={"parameter": name}) from None
+        raise ValidationFailed(
+            f"{name}: expected an integer", details={"parameter": name}
+        ) from None
     if not lo <= value <= hi:
-        raise ValidationFailed(f"{name}: must be between {lo} and {hi}",
-                               details={"parameter": name})
+        raise ValidationFailed(
+            f"{name}: must be between {lo} and {hi}", details={"parameter": name}
+        )
     return value
 
 

@@ -25,10 +25,18 @@ def post(client: FlaskClient, signer: Signer, body: bytes) -> None:
     assert resp.status_code == 200, resp.get_data()
 
 
-def record_reply(client: FlaskClient, auth: dict[str, str], wamid: str, when: datetime,
-                 **extra: Any) -> dict[str, Any]:
-    body = {"to": "16505551234", "text": "on it", "send": False, "wamid": wamid,
-            "timestamp": when.isoformat(), "business_number_id": BUSINESS, **extra}
+def record_reply(
+    client: FlaskClient, auth: dict[str, str], wamid: str, when: datetime, **extra: Any
+) -> dict[str, Any]:
+    body = {
+        "to": "16505551234",
+        "text": "on it",
+        "send": False,
+        "wamid": wamid,
+        "timestamp": when.isoformat(),
+        "business_number_id": BUSINESS,
+        **extra,
+    }
     resp = client.post("/api/v1/messages", json=body, headers=auth)
     assert resp.status_code == 201, resp.get_data()
     return resp.get_json()
@@ -40,17 +48,33 @@ def snapshot(db: Database) -> list[tuple[Any, ...]]:
         convs = s.scalars(select(Conversation).order_by(Conversation.opened_at)).all()
         out = []
         for c in convs:
-            wamids = tuple(s.scalars(select(Message.wamid).where(Message.conversation_id == c.id)
-                                     .order_by(Message.timestamp, Message.wamid)))
-            out.append((c.opened_at, c.last_message_at, c.status, c.resolved_by, c.resolved_at,
-                        c.initiated_by, wamids))
+            wamids = tuple(
+                s.scalars(
+                    select(Message.wamid)
+                    .where(Message.conversation_id == c.id)
+                    .order_by(Message.timestamp, Message.wamid)
+                )
+            )
+            out.append(
+                (
+                    c.opened_at,
+                    c.last_message_at,
+                    c.status,
+                    c.resolved_by,
+                    c.resolved_at,
+                    c.initiated_by,
+                    wamids,
+                )
+            )
         return out
 
 
 def spans(db: Database, origin: datetime) -> list[tuple[float, float, str, str | None]]:
     """(opened h, last h, status, resolved_by) relative to ``origin``, in hours."""
-    return [((o - origin).total_seconds() / H, (last - origin).total_seconds() / H, st, by)
-            for o, last, st, by, *_ in snapshot(db)]
+    return [
+        ((o - origin).total_seconds() / H, (last - origin).total_seconds() / H, st, by)
+        for o, last, st, by, *_ in snapshot(db)
+    ]
 
 
 def test_messages_within_window_share_a_conversation(client, signer, db) -> None:  # type: ignore[no-untyped-def]
@@ -69,8 +93,7 @@ def test_gap_over_window_opens_new_conversation(client, signer, db) -> None:  # 
     assert second[0] == at(hours=24) + timedelta(seconds=1)
 
 
-TIMELINE = [("wamid.t0", 0), ("wamid.t1", 15), ("wamid.t2", 30), ("wamid.t3", 60),
-            ("wamid.t4", 70)]
+TIMELINE = [("wamid.t0", 0), ("wamid.t1", 15), ("wamid.t2", 30), ("wamid.t3", 60), ("wamid.t4", 70)]
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(4)))[::3])
@@ -99,9 +122,15 @@ def test_late_message_moves_opening_earlier(client, signer, db, auth) -> None:  
 
 
 def test_business_initiated_by_template(client, signer, db, auth) -> None:  # type: ignore[no-untyped-def]
-    body = {"to": "16505551234", "template": {"name": "promo", "language": "en_US"},
-            "send": False, "wamid": "wamid.tpl", "timestamp": at().isoformat(),
-            "campaign_id": "spring-sale", "business_number_id": BUSINESS}
+    body = {
+        "to": "16505551234",
+        "template": {"name": "promo", "language": "en_US"},
+        "send": False,
+        "wamid": "wamid.tpl",
+        "timestamp": at().isoformat(),
+        "campaign_id": "spring-sale",
+        "business_number_id": BUSINESS,
+    }
     assert client.post("/api/v1/messages", json=body, headers=auth).status_code == 201
     post(client, signer, inbound("wamid.reply", at(hours=2)))
     ((*_, initiated, wamids),) = snapshot(db)
@@ -141,8 +170,11 @@ def test_idle_job_resolves_at_last_message(client, signer, db) -> None:  # type:
 
 
 def test_same_post_five_times_gives_identical_rows(client, signer, db) -> None:  # type: ignore[no-untyped-def]
-    bodies = [inbound("wamid.x", at()), status("wamid.o", "delivered", at(1)),
-              status("wamid.o", "sent", at(0.5))]
+    bodies = [
+        inbound("wamid.x", at()),
+        status("wamid.o", "delivered", at(1)),
+        status("wamid.o", "sent", at(0.5)),
+    ]
     for body in bodies:
         post(client, signer, body)
     before = snapshot(db)
@@ -159,8 +191,11 @@ def test_random_interleavings_converge(db_url, tmp_path) -> None:  # type: ignor
     from tests.conftest import base_config
 
     bodies = [inbound(f"wamid.i{k}", at(hours=h)) for k, h in enumerate([0, 3, 20, 50, 52, 80])]
-    bodies += [status(f"wamid.o{k}", s, at(hours=h, minutes=m)) for k, (h, m) in enumerate(
-        [(1, 0), (45, 0), (51, 0)]) for s in ("sent", "delivered")]
+    bodies += [
+        status(f"wamid.o{k}", s, at(hours=h, minutes=m))
+        for k, (h, m) in enumerate([(1, 0), (45, 0), (51, 0)])
+        for s in ("sent", "delivered")
+    ]
     bodies += [inbound("wamid.other", at(hours=2), wa_id="447700900123")]
     results = []
     for seed in range(3):
@@ -174,7 +209,10 @@ def test_random_interleavings_converge(db_url, tmp_path) -> None:  # type: ignor
         _wipe(app.extensions["wacrm.db"])
     assert results[0] == results[1] == results[2]
     assert [(c[0], c[1]) for c in results[0] if "wamid.other" not in c[6]] == [
-        (at(), at(hours=20)), (at(hours=45), at(hours=52)), (at(hours=80), at(hours=80))]
+        (at(), at(hours=20)),
+        (at(hours=45), at(hours=52)),
+        (at(hours=80), at(hours=80)),
+    ]
 
 
 def _wipe(db: Database) -> None:
@@ -194,7 +232,11 @@ def test_status_before_message_and_out_of_order(client, signer, db) -> None:  # 
         out = s.scalars(select(Message).where(Message.wamid == "wamid.out")).one()
         assert (out.direction, out.sender_kind, out.status) == ("outbound", "unknown", "read")
         assert (out.timestamp, out.sent_at, out.delivered_at, out.read_at) == (
-            at(1), at(1), at(2), at(3))
+            at(1),
+            at(1),
+            at(2),
+            at(3),
+        )
         assert out.pricing_category == "service"
     ((*_, wamids),) = snapshot(db)
     assert wamids == ("wamid.in", "wamid.out")
@@ -222,8 +264,11 @@ def test_recorded_send_upgrades_an_unknown_placeholder(client, signer, db, auth)
     record_reply(client, auth, "wamid.race", at(), agent_id="agent-7")
     with db.session() as s:
         row = s.scalars(select(Message)).one()
-        assert (row.sender_kind, row.timestamp, row.sent_at) == ("agent", at(),
-                                                                 at() + timedelta(seconds=2))
+        assert (row.sender_kind, row.timestamp, row.sent_at) == (
+            "agent",
+            at(),
+            at() + timedelta(seconds=2),
+        )
         assert s.scalars(select(Conversation)).one().agent_id == row.agent_id
 
 
@@ -231,19 +276,38 @@ def test_bsuid_and_phone_identities_merge(client, signer, db) -> None:  # type: 
     from tests.payloads import envelope
 
     def only_bsuid(wamid: str, when: datetime) -> bytes:
-        return envelope({"contacts": [{"profile": {"name": "S"}, "user_id": "US.1"}],
-                         "messages": [{"from_user_id": "US.1", "id": wamid, "type": "text",
-                                       "timestamp": str(int(when.timestamp())),
-                                       "text": {"body": "x"}}]})
+        return envelope(
+            {
+                "contacts": [{"profile": {"name": "S"}, "user_id": "US.1"}],
+                "messages": [
+                    {
+                        "from_user_id": "US.1",
+                        "id": wamid,
+                        "type": "text",
+                        "timestamp": str(int(when.timestamp())),
+                        "text": {"body": "x"},
+                    }
+                ],
+            }
+        )
 
     post(client, signer, only_bsuid("wamid.u1", at()))
     post(client, signer, inbound("wamid.p1", at(1)))
-    both = envelope({"contacts": [{"profile": {"name": "S"}, "wa_id": "16505551234",
-                                   "user_id": "US.1"}],
-                     "messages": [{"from": "16505551234", "from_user_id": "US.1",
-                                   "id": "wamid.b1", "type": "text",
-                                   "timestamp": str(int(at(2).timestamp())),
-                                   "text": {"body": "y"}}]})
+    both = envelope(
+        {
+            "contacts": [{"profile": {"name": "S"}, "wa_id": "16505551234", "user_id": "US.1"}],
+            "messages": [
+                {
+                    "from": "16505551234",
+                    "from_user_id": "US.1",
+                    "id": "wamid.b1",
+                    "type": "text",
+                    "timestamp": str(int(at(2).timestamp())),
+                    "text": {"body": "y"},
+                }
+            ],
+        }
+    )
     post(client, signer, both)
     with db.session() as s:
         (contact,) = s.scalars(select(Contact)).all()

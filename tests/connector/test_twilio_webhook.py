@@ -26,15 +26,22 @@ def form(name: str) -> dict[str, str]:
 
 @pytest.fixture
 def twilio_app(db_url: str, tmp_path: Path) -> Flask:
-    return create_app(base_config(db_url, tmp_path, TWILIO_AUTH_TOKEN=TOKEN,
-                                  WACRM_PUBLIC_URL=PUBLIC))
+    return create_app(
+        base_config(db_url, tmp_path, TWILIO_AUTH_TOKEN=TOKEN, WACRM_PUBLIC_URL=PUBLIC)
+    )
 
 
-def send(app: Flask, data: dict[str, str], *, url: str = PUBLIC + "/webhooks/twilio",
-         signature: str | None = None) -> Any:
+def send(
+    app: Flask,
+    data: dict[str, str],
+    *,
+    url: str = PUBLIC + "/webhooks/twilio",
+    signature: str | None = None,
+) -> Any:
     sig = signature if signature is not None else twilio_signature(TOKEN, url, data)
-    return app.test_client().post("/webhooks/twilio", data=data,
-                                  headers={"X-Twilio-Signature": sig})
+    return app.test_client().post(
+        "/webhooks/twilio", data=data, headers={"X-Twilio-Signature": sig}
+    )
 
 
 def test_inbound_text_is_normalised(twilio_app: Flask) -> None:
@@ -43,7 +50,11 @@ def test_inbound_text_is_normalised(twilio_app: Flask) -> None:
     with get_db(twilio_app).session() as s:
         msg = s.scalars(select(Message)).one()
         assert (msg.wamid, msg.text, msg.direction, msg.provider) == (
-            "SM892512e202b34d4109b10a3893fa9640", "test", "inbound", "twilio")
+            "SM892512e202b34d4109b10a3893fa9640",
+            "test",
+            "inbound",
+            "twilio",
+        )
         assert s.scalars(select(Contact)).one().wa_id == "31612345678"
 
 
@@ -57,8 +68,9 @@ def test_status_callbacks_fold_into_one_outbound_message(twilio_app: Flask) -> N
         assert rows["SMdf55df64a2ff4920bb0748193cfbb640"].status == "delivered"
 
 
-@pytest.mark.parametrize("name", ["twilio_inbound_image", "twilio_inbound_button_reply",
-                                  "twilio_inbound_ctwa_referral"])
+@pytest.mark.parametrize(
+    "name", ["twilio_inbound_image", "twilio_inbound_button_reply", "twilio_inbound_ctwa_referral"]
+)
 def test_inbound_variants(twilio_app: Flask, name: str) -> None:
     assert send(twilio_app, form(name)).status_code == 200
     with get_db(twilio_app).session() as s:
@@ -72,8 +84,9 @@ def test_ctwa_referral_tags_the_conversation(twilio_app: Flask) -> None:
     auth = {"Authorization": "Bearer test-admin-token"}
     client = twilio_app.test_client()
     (item,) = client.get("/api/v1/conversations", headers=auth).get_json()["items"]
-    attribution = client.get(f"/api/v1/conversations/{item['id']}",
-                             headers=auth).get_json()["attribution"]
+    attribution = client.get(f"/api/v1/conversations/{item['id']}", headers=auth).get_json()[
+        "attribution"
+    ]
     assert attribution["source"] == "ctwa_referral"
     assert attribution["referral"]["ReferralCtwaClid"].startswith("ARAkLkA8")
 

@@ -26,18 +26,22 @@ def test_verification_handshake_echoes_challenge(client: FlaskClient) -> None:
     assert resp.get_data(as_text=True) == spec["expected_response"]["body"]
 
 
-@pytest.mark.parametrize("query", [
-    {"hub.mode": "subscribe", "hub.challenge": "1", "hub.verify_token": "wrong"},
-    {"hub.mode": "unsubscribe", "hub.challenge": "1", "hub.verify_token": VERIFY_TOKEN},
-    {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN},
-    {},
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"hub.mode": "subscribe", "hub.challenge": "1", "hub.verify_token": "wrong"},
+        {"hub.mode": "unsubscribe", "hub.challenge": "1", "hub.verify_token": VERIFY_TOKEN},
+        {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN},
+        {},
+    ],
+)
 def test_verification_refused(client: FlaskClient, query: dict[str, str]) -> None:
     assert client.get("/webhooks/whatsapp", query_string=query).status_code == 403
 
 
-def test_signed_post_is_stored_then_processed(client: FlaskClient, signer: Signer,
-                                               db: Database) -> None:
+def test_signed_post_is_stored_then_processed(
+    client: FlaskClient, signer: Signer, db: Database
+) -> None:
     body = load_fixture("whatsapp", "meta_text")
     resp = client.post("/webhooks/whatsapp", data=body, headers=signer.headers(body))
     assert resp.status_code == 200
@@ -58,8 +62,11 @@ def test_unsigned_post_is_refused_and_not_stored(client: FlaskClient, db: Databa
 @pytest.mark.parametrize("header", ["sha256=" + "0" * 64, "sha1=abc", "garbage", "sha256="])
 def test_bad_signature_is_refused(client: FlaskClient, db: Database, header: str) -> None:
     body = load_fixture("whatsapp", "meta_text")
-    resp = client.post("/webhooks/whatsapp", data=body,
-                       headers={"X-Hub-Signature-256": header, "Content-Type": "application/json"})
+    resp = client.post(
+        "/webhooks/whatsapp",
+        data=body,
+        headers={"X-Hub-Signature-256": header, "Content-Type": "application/json"},
+    )
     assert resp.status_code == 401
     assert _events(db) == []
 
@@ -73,14 +80,24 @@ def test_signature_over_other_secret_is_refused(client: FlaskClient, db: Databas
 def test_body_altered_after_signing_is_refused(client: FlaskClient, signer: Signer) -> None:
     body = load_fixture("whatsapp", "meta_text")
     headers = signer.headers(body)
-    resp = client.post("/webhooks/whatsapp", data=body.replace(b"color", b"colour"), headers=headers)
+    resp = client.post(
+        "/webhooks/whatsapp", data=body.replace(b"color", b"colour"), headers=headers
+    )
     assert resp.status_code == 401
 
 
-@pytest.mark.parametrize("body", [b"not json", b"[1,2]", b'{"object": "page", "entry": []}',
-                                  b'{"object": "whatsapp_business_account", "entry": {}}'])
-def test_signed_unknown_shape_is_400_and_kept_rejected(client: FlaskClient, signer: Signer,
-                                                       db: Database, body: bytes) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[1,2]",
+        b'{"object": "page", "entry": []}',
+        b'{"object": "whatsapp_business_account", "entry": {}}',
+    ],
+)
+def test_signed_unknown_shape_is_400_and_kept_rejected(
+    client: FlaskClient, signer: Signer, db: Database, body: bytes
+) -> None:
     resp = client.post("/webhooks/whatsapp", data=body, headers=signer.headers(body))
     assert resp.status_code == 400
     assert resp.get_json()["error"]["code"] == "malformed_payload"
@@ -99,24 +116,32 @@ def test_too_large_is_413(db_url: str, tmp_path, signer: Signer) -> None:  # typ
     assert resp.get_json()["error"]["code"] == "payload_too_large"
 
 
-def test_ignored_field_is_200_stored_and_marked_ignored(client: FlaskClient, signer: Signer,
-                                                         db: Database) -> None:
+def test_ignored_field_is_200_stored_and_marked_ignored(
+    client: FlaskClient, signer: Signer, db: Database
+) -> None:
     body = load_fixture("whatsapp", "meta_message_template_status_update")
-    assert client.post("/webhooks/whatsapp", data=body, headers=signer.headers(body)).status_code == 200
+    assert (
+        client.post("/webhooks/whatsapp", data=body, headers=signer.headers(body)).status_code
+        == 200
+    )
     (event,) = _events(db)
     assert event.status == EventStatus.IGNORED
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(Message)) == 0
 
 
-def test_bad_item_is_reported_and_others_kept(client: FlaskClient, signer: Signer,
-                                              db: Database) -> None:
+def test_bad_item_is_reported_and_others_kept(
+    client: FlaskClient, signer: Signer, db: Database
+) -> None:
     doc = json.loads(load_fixture("whatsapp", "meta_text"))
     good = doc["entry"][0]["changes"][0]["value"]["messages"][0]
     broken = {k: v for k, v in good.items() if k != "from"} | {"id": "wamid.broken"}
     doc["entry"][0]["changes"][0]["value"]["messages"].append(broken)
     body = json.dumps(doc).encode()
-    assert client.post("/webhooks/whatsapp", data=body, headers=signer.headers(body)).status_code == 200
+    assert (
+        client.post("/webhooks/whatsapp", data=body, headers=signer.headers(body)).status_code
+        == 200
+    )
     (event,) = _events(db)
     assert event.status == EventStatus.PROCESSED and event.item_errors == 1
     assert "messages[1]" in (event.error or "")

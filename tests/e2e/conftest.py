@@ -37,8 +37,11 @@ class LiveServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.db.session() as s:
-                pending = s.scalar(select(func.count()).select_from(WebhookEvent)
-                                   .where(WebhookEvent.status == EventStatus.PENDING))
+                pending = s.scalar(
+                    select(func.count())
+                    .select_from(WebhookEvent)
+                    .where(WebhookEvent.status == EventStatus.PENDING)
+                )
             if pending == 0:
                 return
             time.sleep(0.1)
@@ -53,13 +56,20 @@ def free_port() -> int:
 
 def server_env(db_url: str, tmp_path: Path, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WACRM_", "WHATSAPP_"))}
-    env.update({
-        "WACRM_DATABASE_URL": db_url, "WACRM_QUEUE_PATH": str(tmp_path / "queue.db"),
-        "WACRM_ADMIN_TOKEN": ADMIN_TOKEN, "WHATSAPP_APP_SECRET": APP_SECRET,
-        "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-        "WACRM_PUBLIC_URL": f"http://127.0.0.1:{port}", "WACRM_SWEEP_INTERVAL": "1s",
-        "WACRM_LOG_LEVEL": "WARNING", "WACRM_PORT": str(port),
-    })
+    env.update(
+        {
+            "WACRM_DATABASE_URL": db_url,
+            "WACRM_QUEUE_PATH": str(tmp_path / "queue.db"),
+            "WACRM_ADMIN_TOKEN": ADMIN_TOKEN,
+            "WHATSAPP_APP_SECRET": APP_SECRET,
+            "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN,
+            "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+            "WACRM_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "WACRM_SWEEP_INTERVAL": "1s",
+            "WACRM_LOG_LEVEL": "WARNING",
+            "WACRM_PORT": str(port),
+        }
+    )
     redis_url = os.environ.get("WACRM_TEST_REDIS_URL")
     if redis_url and not db_url.startswith("sqlite"):
         import redis
@@ -75,11 +85,13 @@ def live_server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     env = server_env(db_url, tmp_path, port)
     subprocess.run([WACRM, "db", "upgrade"], env=env, check=True, capture_output=True)
     log = (tmp_path / "server.log").open("wb")
-    proc = subprocess.Popen([WACRM, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [WACRM, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
-    db = make_database(env["WACRM_DATABASE_URL"].replace("postgresql://",
-                                                         "postgresql+psycopg://", 1))
+    db = make_database(
+        env["WACRM_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1)
+    )
     try:
         _wait_up(url, proc, tmp_path / "server.log")
         yield LiveServer(url, db, env)

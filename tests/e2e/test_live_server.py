@@ -17,8 +17,11 @@ from tests.e2e.conftest import TWILIO_TOKEN, LiveServer
 from whatsapp import parse_twilio, parse_webhook, twilio_signature
 
 WA = FIXTURES / "whatsapp"
-RECOGNISED_ONLY = {"meta_message_template_status_update", "meta_account_update",
-                   "meta_value_errors"}
+RECOGNISED_ONLY = {
+    "meta_message_template_status_update",
+    "meta_account_update",
+    "meta_value_errors",
+}
 
 
 def _post_fixture(server: LiveServer, path: Path) -> requests.Response:
@@ -26,11 +29,18 @@ def _post_fixture(server: LiveServer, path: Path) -> requests.Response:
     if path.name.startswith("twilio_"):
         form = json.loads(raw)["form"]
         url = f"{server.url}/webhooks/twilio"
-        return requests.post(url, data=urlencode(form), timeout=10, headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Twilio-Signature": twilio_signature(TWILIO_TOKEN, url, form)})
-    return requests.post(f"{server.url}/webhooks/whatsapp", data=raw, timeout=10,
-                         headers=Signer().headers(raw))
+        return requests.post(
+            url,
+            data=urlencode(form),
+            timeout=10,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": twilio_signature(TWILIO_TOKEN, url, form),
+            },
+        )
+    return requests.post(
+        f"{server.url}/webhooks/whatsapp", data=raw, timeout=10, headers=Signer().headers(raw)
+    )
 
 
 def _wamids(path: Path) -> set[str]:
@@ -63,8 +73,12 @@ def test_every_fixture_over_http(live_server: LiveServer) -> None:
 
 def test_bad_signature_over_http_is_refused(live_server: LiveServer) -> None:
     raw = (WA / "meta_text.json").read_bytes()
-    resp = requests.post(f"{live_server.url}/webhooks/whatsapp", data=raw, timeout=10,
-                         headers={"X-Hub-Signature-256": "sha256=" + "ab" * 32})
+    resp = requests.post(
+        f"{live_server.url}/webhooks/whatsapp",
+        data=raw,
+        timeout=10,
+        headers={"X-Hub-Signature-256": "sha256=" + "ab" * 32},
+    )
     assert resp.status_code == 401 and resp.json()["error"]["code"] == "invalid_signature"
 
 
@@ -74,8 +88,9 @@ def test_demo_fills_a_running_connector(live_server: LiveServer) -> None:
     assert "12 customers" in report
     live_server.wait_processed()
     auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    listing = requests.get(f"{live_server.url}/api/v1/conversations?per_page=100",
-                           headers=auth, timeout=10).json()
+    listing = requests.get(
+        f"{live_server.url}/api/v1/conversations?per_page=100", headers=auth, timeout=10
+    ).json()
     assert listing["total"] >= 12
     tagged = [c for c in listing["items"] if c["campaign_id"] == "spring-sale"]
     assert tagged and all(c["initiated_by"] == "business" for c in tagged)
@@ -85,6 +100,5 @@ def test_demo_fills_a_running_connector(live_server: LiveServer) -> None:
     before = listing["total"]
     run_demo(live_server.url, settings, customers=12, seed=3)  # same seed: nothing new
     live_server.wait_processed()
-    again = requests.get(f"{live_server.url}/api/v1/conversations", headers=auth,
-                         timeout=10).json()
+    again = requests.get(f"{live_server.url}/api/v1/conversations", headers=auth, timeout=10).json()
     assert again["total"] == before
