@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from werkzeug.exceptions import HTTPException
 
+from crm_adapters.errors import AuthExpired, CrmError, Permanent, RateLimited, Transient
 from whatsapp.errors import (
     InvalidSignature,
     MalformedPayload,
@@ -21,14 +22,19 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ApiError",
+    "AuthExpired",
     "ConfigError",
     "ConnectorError",
+    "CrmError",
     "InvalidSignature",
     "MalformedPayload",
     "MissingSignature",
     "NotFound",
     "PayloadTooLarge",
+    "Permanent",
+    "RateLimited",
     "SignatureError",
+    "Transient",
     "Unauthorized",
     "ValidationFailed",
     "WhatsAppApiError",

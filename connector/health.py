@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from flask import Blueprint, Response, current_app
@@ -12,6 +13,11 @@ from connector.db import current_revision, get_db, head_revision
 from connector.settings_ext import settings_of
 
 bp = Blueprint("health", __name__)
+
+
+@functools.cache
+def _head(url: str) -> str | None:
+    return head_revision(url)
 
 
 @bp.get("/healthz")
@@ -28,7 +34,7 @@ def readyz() -> tuple[dict[str, Any], int]:
         current = current_revision(db.engine)
     except Exception as exc:  # any driver error means "not ready", with the reason
         return {"status": "unavailable", "database": f"unreachable: {type(exc).__name__}"}, 503
-    head = head_revision(settings_of().database_url)
+    head = _head(settings_of().database_url)
     body = {
         "status": "ok" if current == head else "unavailable",
         "database": "ok",

@@ -16,6 +16,8 @@ from huey.consumer import Consumer
 
 from connector import ingest
 from connector.db import get_db
+from connector.errors import ConnectorError
+from connector.models import EventStatus
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -23,6 +25,10 @@ if TYPE_CHECKING:
     from connector.config import Settings
 
 logger = structlog.get_logger(__name__)
+
+
+class RetryableProcessing(ConnectorError):
+    """Normalising hit a database error; Huey retries the task."""
 
 
 class EmbeddedConsumer(Consumer):
@@ -80,12 +86,19 @@ def make_huey(settings: Settings, *, immediate: bool = False) -> Huey:
 def init_app(app: Flask, settings: Settings) -> None:
     huey = make_huey(settings, immediate=bool(app.config.get("QUEUE_IMMEDIATE")))
 
-    @huey.task(name="process_event", retries=0)
+    # A database error (deadlock, failover) leaves the row pending: retry soon rather than
+    # wait for the sweep, which remains the backstop if the retries run out.
+    @huey.task(name="process_event", retries=3, retry_delay=2)
     def process_event(event_id: int) -> str:
-        db = get_db(app)
-        return ingest.process_event(
-            db, event_id, window=settings.auto_resolve_after, max_attempts=settings.max_attempts
+        status = ingest.process_event(
+            get_db(app),
+            event_id,
+            window=settings.auto_resolve_after,
+            max_attempts=settings.max_attempts,
         )
+        if status == EventStatus.PENDING:
+            raise RetryableProcessing(f"inbox row {event_id} still pending")
+        return status
 
     app.extensions["wacrm.queue"] = Queue(huey, process_event)
 
