@@ -121,31 +121,28 @@ def _meta_shape_error(body: bytes) -> str | None:
     return None
 
 
-def _reject_unless(provider: str, body: bytes, problem: str | None) -> None:
-    if problem is None:
-        return
-    event_id = inbox.store(
+def _store(provider: str, body: bytes, **outcome: Any) -> int:
+    return inbox.store(
         get_db(current_app),
         provider=provider,
         body=body,
         headers=request.headers,
         signature_valid=True,
-        status=EventStatus.REJECTED,
-        error=problem,
+        **outcome,
     )
+
+
+def _reject_unless(provider: str, body: bytes, problem: str | None) -> None:
+    if problem is None:
+        return
+    event_id = _store(provider, body, status=EventStatus.REJECTED, error=problem)
     metrics.WEBHOOKS.labels(provider, "rejected").inc()
     rejected.warning("payload_rejected", provider=provider, event_id=event_id, reason=problem)
     raise MalformedPayload(problem, path="body")
 
 
 def _accept(provider: str, body: bytes) -> int:
-    event_id = inbox.store(
-        get_db(current_app),
-        provider=provider,
-        body=body,
-        headers=request.headers,
-        signature_valid=True,
-    )
+    event_id = _store(provider, body)
     try:
         get_queue(current_app).enqueue_event(event_id)
     except Exception:  # the row is committed: the sweep will enqueue it later
