@@ -149,6 +149,31 @@ def percentile(sorted_values: list[float], pct: float) -> float | None:
     return sorted_values[index]
 
 
+def cpu_times() -> list[int] | None:
+    """Aggregate jiffies from /proc/stat (user nice system idle iowait irq softirq steal)."""
+    try:
+        first = Path("/proc/stat").read_text().splitlines()[0].split()
+    except OSError:
+        return None
+    return [int(v) for v in first[1:9]]
+
+
+def busy_share(before: list[int] | None, after: list[int] | None) -> dict[str, float] | None:
+    """Percent of all CPUs busy, and stolen by the hypervisor, between two samples."""
+    if not before or not after:
+        return None
+    delta = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(delta) or 1
+    idle = delta[3] + delta[4]
+    return {"busy_pct": 100 * (total - idle) / total, "steal_pct": 100 * delta[7] / total}
+
+
+def idle_check(seconds: float = 1.0) -> dict[str, float] | None:
+    before = cpu_times()
+    time.sleep(seconds)
+    return busy_share(before, cpu_times())
+
+
 def clean_env() -> dict[str, str]:
     """The inherited environment without any connector setting that could leak in."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_ENV)}
@@ -657,6 +682,7 @@ class Plan:
     connections: int
     wrk: str | None
     workdir: Path
+    machine: dict[str, Any] = field(default_factory=dict)
 
 
 def closed(plan: Plan, request: Request, duration: float) -> Load:
@@ -686,7 +712,7 @@ def run_backend(plan: Plan, name: str, body: bytes, signature: str) -> list[Row]
     workdir = plan.workdir / name
     workdir.mkdir()
     backend = prepare_sqlite(workdir) if name == "sqlite" else prepare_postgres(workdir)
-    sub = Plan(plan.duration, plan.rate, plan.connections, plan.wrk, workdir)
+    sub = Plan(plan.duration, plan.rate, plan.connections, plan.wrk, workdir, plan.machine)
     try:
         return [measure(sub, backend, server, body, signature) for server in SERVERS]
     finally:
@@ -919,8 +945,11 @@ def main(argv: list[str] | None = None) -> int:
         plan = Plan(args.duration, args.rate, args.connections, pick_wrk(args.client), Path(tmp))
         if not plan.wrk:
             log("wrk not found: closed loop uses the Python asyncio client")
+        plan.machine["before"] = idle_check()
+        start = cpu_times()
         for name in args.db:
             rows += run_backend(plan, name, body, signature)
+        plan.machine["during"] = busy_share(start, cpu_times())
         report(plan, rows)
     return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
@@ -61,16 +62,37 @@ def bodies(path: Path) -> Iterator[tuple[bytes, int]]:
                 yield b"", len(line)
 
 
-def as_provider(raw: bytes, provider: str) -> tuple[str, bytes]:
-    """Twilio history is stored as ``{"form": {...}}``: send it on as a form body."""
+@dataclass(frozen=True, slots=True)
+class Body:
+    provider: str
+    raw: bytes
+    received_at: datetime | None = None
+
+
+def as_provider(raw: bytes, provider: str) -> Body:
+    """Twilio history is ``{"form": {...}}`` (optionally ``"received_at"``): a form body.
+
+    Twilio sends no timestamps, so its messages take the time they were received; history
+    lines may carry that time so a replay segments conversations as they were live.
+    """
     if provider != "meta" and raw.startswith(b"{") and b'"form"' in raw[:64]:
         try:
             doc = json.loads(raw)
         except ValueError:
-            return "meta", raw
-        if isinstance(doc, dict) and isinstance(doc.get("form"), dict) and len(doc) == 1:
-            return "twilio", urlencode(doc["form"]).encode()
-    return ("meta" if provider == "auto" else provider), raw
+            return Body("meta", raw)
+        if isinstance(doc, dict) and isinstance(doc.get("form"), dict):
+            return Body("twilio", urlencode(doc["form"]).encode(), _when(doc.get("received_at")))
+    return Body("meta" if provider == "auto" else provider, raw)
+
+
+def _when(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def replay_path(
@@ -90,16 +112,17 @@ def replay_path(
 
 def _one(db, settings, path: Path, raw: bytes, provider: str, stats: ReplayStats) -> None:  # type: ignore[no-untyped-def]
     stats.bodies += 1
-    kind, body = as_provider(raw, provider)
-    if inbox.exists(db, kind, body):
+    body = as_provider(raw, provider)
+    if inbox.exists(db, body.provider, body.raw):
         stats.skipped += 1
         return
     event_id = inbox.store(
         db,
-        provider=kind,
-        body=body,
+        provider=body.provider,
+        body=body.raw,
         signature_valid=False,
         headers={"X-Request-Id": f"replay:{path.name}"},
+        received_at=body.received_at,
     )
     status = ingest.process_event(
         db, event_id, window=settings.auto_resolve_after, max_attempts=settings.max_attempts

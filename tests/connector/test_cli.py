@@ -67,6 +67,7 @@ def test_replay_folder_of_fixtures_including_twilio(db_url: str, tmp_path: Path)
     folder.mkdir()
     (folder / "a.json").write_bytes((FIXTURES / "whatsapp" / "meta_order.json").read_bytes())
     twilio = json.loads((FIXTURES / "whatsapp" / "twilio_inbound_text.json").read_text())
+    twilio["received_at"] = "2024-05-01T10:00:00Z"  # Twilio sends no timestamp of its own
     (folder / "b.jsonl").write_text(json.dumps(twilio) + "\n")
     result = CliRunner().invoke(
         cli, ["replay", str(folder), "--quiet"], env=env_for(db_url, tmp_path)
@@ -76,6 +77,8 @@ def test_replay_folder_of_fixtures_including_twilio(db_url: str, tmp_path: Path)
     db = make_database(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
     with db.session() as s:
         assert {m.provider for m in s.scalars(select(Message))} == {"meta", "twilio"}
+        twilio_msg = s.scalars(select(Message).where(Message.provider == "twilio")).one()
+        assert twilio_msg.timestamp.isoformat() == "2024-05-01T10:00:00+00:00"
     db.engine.dispose()
 
 

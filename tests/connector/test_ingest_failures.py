@@ -26,10 +26,16 @@ def _status(db: Database, event_id: int) -> tuple[str, int, str | None]:
         return event.status, event.attempts, event.error
 
 
-def test_db_error_leaves_row_pending_then_recovers(db: Database,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    event_id = inbox.store(db, provider="meta", body=load_fixture("whatsapp", "meta_text"),
-                           headers={}, signature_valid=True)
+def test_db_error_leaves_row_pending_then_recovers(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event_id = inbox.store(
+        db,
+        provider="meta",
+        body=load_fixture("whatsapp", "meta_text"),
+        headers={},
+        signature_valid=True,
+    )
     with monkeypatch.context() as patch:
         patch.setattr(ingest, "record_inbound", _boom)
         assert ingest.process_event(db, event_id, window=WINDOW, max_attempts=3) == "pending"
@@ -39,8 +45,13 @@ def test_db_error_leaves_row_pending_then_recovers(db: Database,
 
 
 def test_row_fails_after_max_attempts(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    event_id = inbox.store(db, provider="meta", body=load_fixture("whatsapp", "meta_text"),
-                           headers={}, signature_valid=True)
+    event_id = inbox.store(
+        db,
+        provider="meta",
+        body=load_fixture("whatsapp", "meta_text"),
+        headers={},
+        signature_valid=True,
+    )
     monkeypatch.setattr(ingest, "record_inbound", _boom)
     results = [ingest.process_event(db, event_id, window=WINDOW, max_attempts=2) for _ in "ab"]
     assert results == ["pending", EventStatus.FAILED]
@@ -48,13 +59,19 @@ def test_row_fails_after_max_attempts(db: Database, monkeypatch: pytest.MonkeyPa
     assert ingest.process_event(db, event_id, window=WINDOW, max_attempts=2) == "failed"
 
 
-def test_item_with_bad_data_is_reported_not_fatal(db: Database,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_item_with_bad_data_is_reported_not_fatal(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def bad(*_args: object, **_kwargs: object) -> None:
         raise ValueError("identity has neither wa_id nor user_id")
 
-    event_id = inbox.store(db, provider="meta", body=load_fixture("whatsapp", "meta_text"),
-                           headers={}, signature_valid=True)
+    event_id = inbox.store(
+        db,
+        provider="meta",
+        body=load_fixture("whatsapp", "meta_text"),
+        headers={},
+        signature_valid=True,
+    )
     monkeypatch.setattr(ingest, "record_inbound", bad)
     assert ingest.process_event(db, event_id, window=WINDOW, max_attempts=2) == "processed"
     status, _attempts, error = _status(db, event_id)
