@@ -819,6 +819,20 @@ def verdict_lines(found: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def machine_note(machine: dict[str, Any]) -> str:
+    before, during = machine.get("before") or {}, machine.get("during") or {}
+    text = (
+        f"machine: {os.cpu_count()} CPUs shared by the servers, PostgreSQL/Redis and the load "
+        "generator; all traffic on 127.0.0.1"
+    )
+    if before:
+        text += f"; busy before start {before['busy_pct']:.0f}%"
+        text += " (other load: results skewed)" if before["busy_pct"] > 10 else ""
+    if during:
+        text += f"; hypervisor steal during run {during['steal_pct']:.1f}%"
+    return text
+
+
 def notes(plan: Plan) -> list[str]:
     client = (
         f"wrk ({plan.wrk}), 1 thread"
@@ -826,8 +840,7 @@ def notes(plan: Plan) -> list[str]:
         else "Python asyncio client (wrk not found: closed-loop numbers may be client-bound)"
     )
     return [
-        f"machine: {os.cpu_count()} CPUs shared by the servers, PostgreSQL/Redis and the load "
-        "generator; all traffic on 127.0.0.1",
+        machine_note(plan.machine),
         f"gunicorn for all three: {GUNICORN['workers']} workers, {GUNICORN['worker_class']}, "
         f"{GUNICORN['threads']} threads each, keep-alive {GUNICORN['keep_alive_s']}s",
         f"closed loop: {client}, {plan.connections} keep-alive connections, {plan.duration:g}s; "
@@ -869,6 +882,7 @@ def write_json(plan: Plan, rows: list[Row], found: list[dict[str, Any]]) -> Path
         "closed_loop_client": "wrk" if plan.wrk else "python",
         "gunicorn": GUNICORN,
         "cpus": os.cpu_count(),
+        "machine": plan.machine,
         "python": platform.python_version(),
         "fixture": str(FIXTURE.relative_to(ROOT)),
         "notes": notes(plan),

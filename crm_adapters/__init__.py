@@ -1,19 +1,40 @@
-"""CRM adapters behind one Protocol. The implementations land with the CRM sync work
-(issue 3); this package holds the contract they share and never imports ``connector``."""
+"""CRM adapters behind one Protocol (DESIGN §5). Never imports ``connector``."""
 
 from __future__ import annotations
 
-from crm_adapters.base import BatchResult, ContactRecord, CrmAdapter, MessageRecord, Rejected
+from crm_adapters.base import (
+    BatchResult,
+    CallLimiter,
+    CampaignRecord,
+    ContactRecord,
+    CrmAdapter,
+    DealRecord,
+    FieldInfo,
+    FieldSpec,
+    FieldWrite,
+    MessageRecord,
+    NoLimit,
+    Rate,
+    Rejected,
+)
 from crm_adapters.errors import AuthExpired, CrmError, Permanent, RateLimited, Transient
 
 __all__ = [
     "AuthExpired",
     "BatchResult",
+    "CallLimiter",
+    "CampaignRecord",
     "ContactRecord",
     "CrmAdapter",
     "CrmError",
+    "DealRecord",
+    "FieldInfo",
+    "FieldSpec",
+    "FieldWrite",
     "MessageRecord",
+    "NoLimit",
     "Permanent",
+    "Rate",
     "RateLimited",
     "Rejected",
     "Transient",
