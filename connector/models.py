@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -11,11 +12,13 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -142,19 +145,38 @@ class Agent(Base):
 
 
 class Campaign(Base):
+    """A campaign: ``key`` is what the API calls it; ``crm_id`` links a CRM campaign."""
+
     __tablename__ = "campaigns"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     key: Mapped[str] = mapped_column(String(128), unique=True)
     name: Mapped[str | None] = mapped_column(String(256))
+    crm: Mapped[str | None] = mapped_column(String(32))
+    crm_id: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str | None] = mapped_column(String(64))
+    spend: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    currency: Mapped[str | None] = mapped_column(String(8))
+    updated_at: Mapped[datetime | None]
 
 
 class Deal(Base):
+    """A deal/opportunity; ``key`` is its CRM id (pulled) or what the API tagged."""
+
     __tablename__ = "deals"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     key: Mapped[str] = mapped_column(String(128), unique=True)
     name: Mapped[str | None] = mapped_column(String(256))
+    crm: Mapped[str | None] = mapped_column(String(32))
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    currency: Mapped[str | None] = mapped_column(String(8))
+    stage: Mapped[str | None] = mapped_column(String(128))
+    is_closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_won: Mapped[bool] = mapped_column(Boolean, default=False)
+    close_date: Mapped[datetime | None]
+    won_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime | None]
 
 
 class Conversation(Base):
@@ -263,3 +285,78 @@ class SchedulerLease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime]
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    DONE = "done"
+    DEAD = "dead"
+
+
+class OutboxOp(Base):
+    """One CRM write, committed with the data it comes from; idempotent by ``record_key``."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("crm", "operation", "record_key", name="uq_outbox_crm_op_key"),
+        Index("ix_outbox_due", "status", "crm", "operation", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    crm: Mapped[str] = mapped_column(String(32))
+    operation: Mapped[str] = mapped_column(String(32))
+    record_key: Mapped[str] = mapped_column(String(256))
+    entity_id: Mapped[int | None] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any] | None]
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    crm_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]
+
+
+class CrmLink(Base):
+    """Which CRM record a local contact, message, deal or campaign is."""
+
+    __tablename__ = "crm_links"
+    __table_args__ = (
+        UniqueConstraint("crm", "kind", "local_id", name="uq_crm_links_local"),
+        Index("ix_crm_links_crm_id", "crm", "kind", "crm_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    crm: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))
+    local_id: Mapped[int] = mapped_column(BigInteger)
+    crm_id: Mapped[str] = mapped_column(String(128))
+    synced_at: Mapped[datetime]
+
+
+class RateBucket(Base):
+    """A token bucket shared by every worker process that calls one CRM account."""
+
+    __tablename__ = "rate_buckets"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime]
+
+
+class SyncCursor(Base):
+    """Where the last pull from a CRM got to (``fetch_deals(since)``)."""
+
+    __tablename__ = "sync_cursors"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[datetime]
+
+
+class DealContact(Base):
+    __tablename__ = "deal_contacts"
+
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id"), primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), primary_key=True)

@@ -6,9 +6,11 @@ from alembic import context
 
 from connector.db import make_engine
 from connector.models import Base
+from crm_adapters import local
 
 config = context.config
-target_metadata = Base.metadata
+# The built-in CRM's tables live in the same database, under their own MetaData.
+target_metadata = [Base.metadata, local.metadata]
 
 
 def run_migrations_offline() -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from connector import create_app
 from connector.db import Database, get_db, make_engine, upgrade
 from connector.models import Base
+from crm_adapters import local
 from whatsapp import meta_signature
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -25,6 +26,7 @@ ADMIN_TOKEN = "test-admin-token"
 PG_URL = os.environ.get("WACRM_TEST_DATABASE_URL")
 ENV_PREFIXES = ("WACRM_", "WHATSAPP_", "HUBSPOT_", "SALESFORCE_", "TWILIO_")
 
+METADATAS = (Base.metadata, local.metadata)
 BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
 
 
@@ -51,7 +53,8 @@ def pg_migrated() -> str:
     assert PG_URL
     engine = make_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.begin() as conn:
-        Base.metadata.drop_all(conn)
+        for metadata in METADATAS:
+            metadata.drop_all(conn)
         conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     engine.dispose()
     upgrade(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
@@ -60,7 +63,7 @@ def pg_migrated() -> str:
 
 def _truncate(url: str) -> None:
     engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    names = ", ".join(t.name for m in METADATAS for t in m.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     engine.dispose()
