@@ -26,6 +26,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update({k: v for k, v in overrides.items() if not k.startswith(ENV_PREFIXES)})
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["wacrm.settings"] = settings
+    app.extensions["wacrm.env"] = env  # adapters read their own settings from it
     if not app.testing:
         logs.configure(settings.log_level, json=settings.log_json, pii=settings.log_pii)
     db.init_app(app, settings.database_url)

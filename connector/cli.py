@@ -59,8 +59,10 @@ def serve(
 def worker(workers: int | None) -> None:
     """Run only the queue consumer (scale-out mode)."""
     from connector.queue import get_queue
+    from connector.server import start_sync
 
     app = _app()
+    start_sync(app)
     get_queue(app).consumer(workers or _settings().queue_workers).run()
 
 
@@ -125,6 +127,16 @@ def demo(url: str | None, customers: int, seed: int) -> None:
     base = url or f"http://{settings.host}:{settings.port}"
     report = run_demo(base, settings, customers=customers, seed=seed)
     click.echo(report)
+
+
+def _register_crm_commands() -> None:
+    from connector.cli_crm import crm_group, outbox_group
+
+    cli.add_command(outbox_group)
+    cli.add_command(crm_group)
+
+
+_register_crm_commands()
 
 
 def _safe_url(url: str) -> str:

@@ -55,13 +55,26 @@ class Settings(BaseModel):
     sweep_interval: timedelta = Field(timedelta(seconds=30), alias="WACRM_SWEEP_INTERVAL")
     sweep_grace: timedelta = Field(timedelta(seconds=60), alias="WACRM_SWEEP_GRACE")
     max_attempts: int = Field(8, alias="WACRM_MAX_ATTEMPTS", ge=1)
+    sync_max_delay: timedelta = Field(timedelta(seconds=2), alias="WACRM_SYNC_MAX_DELAY")
+    sync_poll_interval: timedelta = Field(
+        timedelta(milliseconds=250), alias="WACRM_SYNC_POLL_INTERVAL"
+    )
+    pull_interval: timedelta = Field(timedelta(minutes=15), alias="WACRM_PULL_INTERVAL")
     log_level: str = Field("INFO", alias="WACRM_LOG_LEVEL")
     log_json: bool = Field(True, alias="WACRM_LOG_JSON")
     log_pii: bool = Field(False, alias="WACRM_LOG_PII")
     host: str = Field("127.0.0.1", alias="WACRM_HOST")
     port: int = Field(8000, alias="WACRM_PORT", ge=1, le=65535)
 
-    @field_validator("auto_resolve_after", "sweep_interval", "sweep_grace", mode="before")
+    @field_validator(
+        "auto_resolve_after",
+        "sweep_interval",
+        "sweep_grace",
+        "sync_max_delay",
+        "sync_poll_interval",
+        "pull_interval",
+        mode="before",
+    )
     @classmethod
     def _duration(cls, value: Any) -> timedelta:
         return parse_duration(value)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from connector import metrics
+from connector import metrics, outbox
 from connector.contacts import change_number, resolve_contact
 from connector.conversations import place, resegment
 from connector.db import Database, insert_ignore
@@ -51,6 +51,7 @@ class Ctx:
     window: timedelta
     now: datetime
     event_id: int | None = None
+    crm: str | None = None  # enqueue CRM operations for this CRM (None: don't)
 
 
 def parse_event(provider: str, body: bytes, received_at: datetime) -> ParseResult:
@@ -61,12 +62,16 @@ def parse_event(provider: str, body: bytes, received_at: datetime) -> ParseResul
     return parse_webhook(body)
 
 
-def process_event(db: Database, event_id: int, *, window: timedelta, max_attempts: int) -> str:
+def process_event(
+    db: Database, event_id: int, *, window: timedelta, max_attempts: int, crm: str | None = None
+) -> str:
     """Normalise one pending inbox row; on failure count the attempt and leave it pending."""
     log = logger.bind(event_id=event_id)
     try:
         with db.session() as session:
-            return _process(session, event_id, Ctx(window=window, now=utcnow(), event_id=event_id))
+            return _process(
+                session, event_id, Ctx(window=window, now=utcnow(), event_id=event_id, crm=crm)
+            )
     except SQLAlchemyError as exc:
         log.warning("event_processing_failed", error_type=type(exc).__name__)
         with db.session() as session:
@@ -155,9 +160,16 @@ def record_inbound(session: Session, msg: InboundMessage, ctx: Ctx) -> None:
     session.add(row)
     session.flush()
     place(session, row, window=ctx.window, now=ctx.now)
+    _enqueue(session, ctx, row)
     metrics.MESSAGES.labels("inbound").inc()
     if row.conversation_id is not None and msg.referral is not None:
         _attribute_referral(session, row)
+
+
+def _enqueue(session: Session, ctx: Ctx, row: Message) -> None:
+    """The CRM write is committed with the message itself: stored ⇒ will be synced."""
+    if ctx.crm is not None:
+        outbox.enqueue_message(session, ctx.crm, row)
 
 
 def _media(msg: InboundMessage) -> dict[str, Any] | None:
@@ -205,6 +217,7 @@ def record_status(session: Session, st: StatusUpdate, ctx: Ctx) -> None:
         row = _unknown_outbound(session, st, contact)
         apply_statuses(session, row, own_clock=True)
         place(session, row, window=ctx.window, now=ctx.now)
+        _enqueue(session, ctx, row)
     else:
         before = row.timestamp
         apply_statuses(session, row, own_clock=row.sender_kind == SenderKind.UNKNOWN)

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector import metrics
+from connector import metrics, outbox
 from connector.config import Settings
 from connector.contacts import resolve_contact
 from connector.conversations import place, resegment
@@ -162,6 +162,7 @@ def record(
         else:
             resegment(session, row, window=settings.auto_resolve_after, now=utcnow())
         _tag(session, row)
+        outbox.enqueue_message(session, settings.crm, row)
         if fresh:
             metrics.MESSAGES.labels("outbound").inc()
         return row.id

@@ -95,6 +95,7 @@ def init_app(app: Flask, settings: Settings) -> None:
             event_id,
             window=settings.auto_resolve_after,
             max_attempts=settings.max_attempts,
+            crm=settings.crm,
         )
         if status == EventStatus.PENDING:
             raise RetryableProcessing(f"inbox row {event_id} still pending")

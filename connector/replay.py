@@ -125,7 +125,11 @@ def _one(db, settings, path: Path, raw: bytes, provider: str, stats: ReplayStats
         received_at=body.received_at,
     )
     status = ingest.process_event(
-        db, event_id, window=settings.auto_resolve_after, max_attempts=settings.max_attempts
+        db,
+        event_id,
+        window=settings.auto_resolve_after,
+        max_attempts=settings.max_attempts,
+        crm=settings.crm,
     )
     if status in (EventStatus.PROCESSED, EventStatus.IGNORED):
         stats.processed += 1

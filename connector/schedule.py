@@ -57,6 +57,17 @@ def tick(app: Flask, settings: Settings, holder: str) -> None:
         jobs.resolve_idle(db, window=settings.auto_resolve_after, now=now)
 
 
+def pull_tick(app: Flask, settings: Settings, holder: str) -> None:
+    """Pull deals and campaigns from the CRM, on the lease holder only."""
+    from connector.crm import pull
+
+    if acquire_lease(get_db(app), holder, ttl=settings.sweep_interval * 3, now=utcnow()):
+        try:
+            pull(app)
+        except Exception:  # the CRM may be down: the next beat tries again
+            logger.exception("crm_pull_failed")
+
+
 def start(app: Flask, settings: Settings) -> BackgroundScheduler:
     """Start the background scheduler (``wacrm serve`` and ``wacrm scheduler``)."""
     scheduler = BackgroundScheduler(timezone="UTC")
@@ -69,6 +80,15 @@ def start(app: Flask, settings: Settings) -> BackgroundScheduler:
         max_instances=1,
         coalesce=True,
         next_run_time=utcnow(),
+    )
+    scheduler.add_job(
+        pull_tick,
+        "interval",
+        args=[app, settings, holder_id()],
+        seconds=settings.pull_interval.total_seconds(),
+        id="pull",
+        max_instances=1,
+        coalesce=True,
     )
     scheduler.start()
     app.extensions["wacrm.scheduler"] = scheduler

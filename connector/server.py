@@ -25,10 +25,23 @@ def start_background(app: Flask, *, consumer_workers: int, scheduler: bool) -> N
         app.extensions["wacrm.consumer"] = consumer
     if scheduler:
         schedule.start(app, settings)
+    start_sync(app)
     logger.info("background_started", consumer_workers=consumer_workers, scheduler=scheduler)
 
 
+def start_sync(app: Flask) -> None:
+    """The outbox flusher thread (one per process; rows are claimed, never sent twice)."""
+    from connector.crm import SyncLoop
+
+    loop = SyncLoop(app)
+    loop.start()
+    app.extensions["wacrm.sync_loop"] = loop
+
+
 def stop_background(app: Flask) -> None:
+    loop = app.extensions.pop("wacrm.sync_loop", None)
+    if loop is not None:
+        loop.stop()
     consumer = app.extensions.pop("wacrm.consumer", None)
     if consumer is not None:
         consumer.stop(graceful=True)

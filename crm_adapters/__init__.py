@@ -19,7 +19,27 @@ from crm_adapters.base import (
 )
 from crm_adapters.errors import AuthExpired, CrmError, Permanent, RateLimited, Transient
 
+# Imported on demand: the SaaS SDKs cost a few hundred ms at start-up.
+ADAPTERS: dict[str, str] = {
+    "local": "crm_adapters.local:LocalAdapter",
+    "hubspot": "crm_adapters.hubspot:HubSpotAdapter",
+    "salesforce": "crm_adapters.salesforce:SalesforceAdapter",
+}
+
+
+def get_adapter(name: str) -> type[CrmAdapter]:
+    """The adapter class registered under ``name`` (``local`` · ``hubspot`` · ``salesforce``)."""
+    import importlib
+
+    try:
+        module, _, attr = ADAPTERS[name].partition(":")
+    except KeyError:
+        raise ValueError(f"unknown CRM {name!r}; choose one of {sorted(ADAPTERS)}") from None
+    cls: type[CrmAdapter] = getattr(importlib.import_module(module), attr)
+    return cls
+
 __all__ = [
+    "ADAPTERS",
     "AuthExpired",
     "BatchResult",
     "CallLimiter",
@@ -38,4 +58,5 @@ __all__ = [
     "RateLimited",
     "Rejected",
     "Transient",
+    "get_adapter",
 ]

@@ -23,4 +23,4 @@ def _require_token() -> None:
         raise Unauthorized("missing or invalid bearer token")
 
 
-from connector.api import conversations, messages  # noqa: E402,F401  (routes register on bp)
+from connector.api import conversations, messages, sync  # noqa: E402,F401  (routes on bp)
