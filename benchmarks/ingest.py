@@ -49,7 +49,16 @@ BENCH_TABLE = "bench_inbox"
 DEFAULT_PG = "postgresql://root@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
 HUEY_KEYS = ("huey.redis.wacrm", "huey.schedule.wacrm", "huey.results.wacrm", "huey.counters.wacrm")
-GUNICORN = {"workers": 2, "worker_class": "gthread", "threads": 4, "keep_alive_s": 30}
+# reuse_port: each worker gets its own listening socket and the kernel spreads connections
+# over them; without it wrk's 16 keep-alive connections often all land on one worker, which
+# halves throughput at random from run to run.
+GUNICORN = {
+    "workers": 2,
+    "worker_class": "gthread",
+    "threads": 4,
+    "keep_alive_s": 30,
+    "reuse_port": True,
+}
 SERVERS = ("bare", "minimal", "product")
 APP_SPECS = {
     "bare": "benchmarks.reference_apps:bare_app()",
@@ -347,6 +356,7 @@ def gunicorn_argv(app_spec: str, port: int) -> list[str]:
         "5",
         "--log-level",
         "warning",
+        *(["--reuse-port"] if GUNICORN["reuse_port"] else []),
         app_spec,
     ]
 
@@ -842,7 +852,8 @@ def notes(plan: Plan) -> list[str]:
     return [
         machine_note(plan.machine),
         f"gunicorn for all three: {GUNICORN['workers']} workers, {GUNICORN['worker_class']}, "
-        f"{GUNICORN['threads']} threads each, keep-alive {GUNICORN['keep_alive_s']}s",
+        f"{GUNICORN['threads']} threads each, keep-alive {GUNICORN['keep_alive_s']}s, "
+        f"reuse-port {'on' if GUNICORN['reuse_port'] else 'off'}",
         f"closed loop: {client}, {plan.connections} keep-alive connections, {plan.duration:g}s; "
         "open loop: Python asyncio, fixed schedule, latency from the scheduled send time",
         "product: web only (gunicorn 'connector:create_app()', no queue consumer); "

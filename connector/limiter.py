@@ -74,8 +74,8 @@ class DbLimiter:
             elapsed = max(0.0, (now - row.updated_at).total_seconds())
             tokens = min(capacity, row.tokens + elapsed * per_second)
             row.updated_at = now
-            if tokens >= weight:
-                row.tokens = tokens - weight
+            if tokens >= weight - 1e-6:  # float dust must not leave a caller waiting 0 s
+                row.tokens = max(0.0, tokens - weight)
                 return 0.0
             row.tokens = tokens
-            return (weight - tokens) / per_second
+            return max(0.001, (weight - tokens) / per_second)
