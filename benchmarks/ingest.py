@@ -259,8 +259,9 @@ def reset_pg_tables(url: str) -> None:
 
     sys.path.insert(0, str(ROOT))
     from connector.models import Base
+    from crm_adapters import local
 
-    names = [*Base.metadata.tables, "alembic_version", BENCH_TABLE]
+    names = [*Base.metadata.tables, *local.metadata.tables, "alembic_version", BENCH_TABLE]
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS " + ", ".join(f'"{n}"' for n in names) + " CASCADE")
 

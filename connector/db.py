@@ -27,6 +27,12 @@ MIGRATIONS_DIR = Path(migrations.__file__).parent
 class Database:
     engine: Engine
     sessions: sessionmaker[Session]
+    # Single-statement writes on the webhook hot path: one round trip, committed on return.
+    autocommit: Engine
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        self.autocommit.dispose()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -35,7 +41,7 @@ class Database:
             yield session
 
 
-def _tune_sqlite(engine: Engine) -> None:
+def _tune_sqlite(engine: Engine, *, immediate: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Take transaction control from pysqlite so we can BEGIN IMMEDIATE: writers then
@@ -48,6 +54,9 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
+    if not immediate:  # an AUTOCOMMIT engine: each statement is its own transaction
+        return
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -55,17 +64,21 @@ def _tune_sqlite(engine: Engine) -> None:
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
+        kwargs.pop("pool_pre_ping", None)
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
-        _tune_sqlite(engine)
+        _tune_sqlite(engine, immediate=kwargs.get("isolation_level") != "AUTOCOMMIT")
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
 
 
 def make_database(url: str) -> Database:
     engine = make_engine(url)
-    return Database(engine, sessionmaker(engine, expire_on_commit=False))
+    # No pre-ping here: a stale connection fails the INSERT, which inbox.store retries once.
+    autocommit = make_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False)
+    return Database(engine, sessionmaker(engine, expire_on_commit=False), autocommit)
 
 
 def get_db(app: Flask) -> Database:

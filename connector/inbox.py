@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import DBAPIError
 
 from connector.db import Database
 from connector.models import EventStatus, WebhookEvent, utcnow
@@ -20,6 +21,7 @@ KEPT_HEADERS = (
     "I-Twilio-Idempotency-Token",
 )
 _TABLE = WebhookEvent.__table__
+_INSERT = insert(_TABLE).returning(_TABLE.c.id)
 
 
 def store(
@@ -47,9 +49,15 @@ def store(
         "item_errors": 0,
         "error": error,
     }
-    with db.engine.begin() as conn:
-        result = conn.execute(insert(_TABLE).values(**values))
-        return int(result.inserted_primary_key[0])  # type: ignore[index]
+    for attempt in (1, 2):
+        try:
+            with db.autocommit.connect() as conn:
+                result = conn.execute(_INSERT, values)
+                return int(result.scalar_one())
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 def exists(db: Database, provider: str, body: bytes) -> bool:

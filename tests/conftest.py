@@ -103,7 +103,7 @@ def app_config(db_url: str, tmp_path: Path) -> dict[str, Any]:
 def app(app_config: dict[str, Any]) -> Iterator[Flask]:
     app = create_app(app_config)
     yield app
-    get_db(app).engine.dispose()
+    get_db(app).dispose()
 
 
 @pytest.fixture

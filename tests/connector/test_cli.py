@@ -42,7 +42,7 @@ def counts(db_url: str) -> dict[str, Any]:
                 ).all()
             ),
         }
-    db.engine.dispose()
+    db.dispose()
     return out
 
 
@@ -79,7 +79,7 @@ def test_replay_folder_of_fixtures_including_twilio(db_url: str, tmp_path: Path)
         assert {m.provider for m in s.scalars(select(Message))} == {"meta", "twilio"}
         twilio_msg = s.scalars(select(Message).where(Message.provider == "twilio")).one()
         assert twilio_msg.timestamp.isoformat() == "2024-05-01T10:00:00+00:00"
-    db.engine.dispose()
+    db.dispose()
 
 
 def test_replay_every_meta_fixture_in_one_file(db_url: str, tmp_path: Path) -> None:

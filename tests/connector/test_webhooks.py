@@ -165,3 +165,26 @@ def test_pending_row_is_recovered_by_the_sweep(app, db: Database, signer: Signer
     with db.session() as s:
         assert s.get(WebhookEvent, event_id).status == EventStatus.PROCESSED  # type: ignore[union-attr]
     assert jobs.sweep_inbox(db, get_queue(app), grace=timedelta(seconds=60), now=later) == 0
+
+
+def test_ack_means_committed(db_url: str, tmp_path, signer: Signer) -> None:  # type: ignore[no-untyped-def]
+    """With no consumer running, an acknowledged body is already in the database."""
+    from connector import create_app
+    from connector.db import make_database
+    from tests.conftest import base_config
+
+    config = base_config(db_url, tmp_path) | {"QUEUE_IMMEDIATE": False}
+    app = create_app(config)
+    body = load_fixture("whatsapp", "meta_text")
+    resp = app.test_client().post("/webhooks/whatsapp", data=body, headers=signer.headers(body))
+    assert resp.status_code == 200
+    app.extensions["wacrm.db"].dispose()  # nothing may be left uncommitted in a pool
+    other = make_database(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with other.session() as s:
+        (event,) = s.scalars(select(WebhookEvent)).all()
+        assert (event.id, event.status, event.body) == (
+            resp.get_json()["event_id"],
+            "pending",
+            body,
+        )
+    other.dispose()

@@ -103,7 +103,7 @@ def live_server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
-        db.engine.dispose()
+        db.dispose()
 
 
 def _wait_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:

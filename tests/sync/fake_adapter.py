@@ -53,10 +53,16 @@ class FakeAdapter:
         keys = [getattr(r, key) for r in records]
         if self.poison & set(keys):
             raise Permanent("400 INVALID: the request was refused")
-        ok = {k: self.created.setdefault(k, f"crm-{len(self.created) + 1}") for k in keys
-              if k not in self.refuse}
-        rejected = tuple(Rejected(key=k, message=self.refuse[k], code="INVALID") for k in keys
-                         if k in self.refuse)
+        ok = {
+            k: self.created.setdefault(k, f"crm-{len(self.created) + 1}")
+            for k in keys
+            if k not in self.refuse
+        }
+        rejected = tuple(
+            Rejected(key=k, message=self.refuse[k], code="INVALID")
+            for k in keys
+            if k in self.refuse
+        )
         return BatchResult(ok=ok, rejected=rejected)
 
     def upsert_contacts(self, batch: list[ContactRecord]) -> BatchResult:

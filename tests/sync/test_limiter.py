@@ -25,14 +25,21 @@ class FakeTime:
 
 def test_no_rolling_window_exceeds_the_limit(db: Database) -> None:
     t = FakeTime()
-    limiter = DbLimiter(db, {"hubspot:default": Rate(calls=100, seconds=10)}, account="acct",
-                        sleep=t.sleep, clock=t.clock, max_wait=60)
+    limiter = DbLimiter(
+        db,
+        {"hubspot:default": Rate(calls=100, seconds=10)},
+        account="acct",
+        sleep=t.sleep,
+        clock=t.clock,
+        max_wait=60,
+    )
     stamps = []
     for _ in range(400):
         limiter.acquire("hubspot:default")
         stamps.append(t.now)
-    worst = max(sum(1 for s in stamps if start <= s < start + timedelta(seconds=10))
-                for start in stamps)
+    worst = max(
+        sum(1 for s in stamps if start <= s < start + timedelta(seconds=10)) for start in stamps
+    )
     assert worst <= 100  # HubSpot's 100 per rolling 10 s, never exceeded
     elapsed = (stamps[-1] - stamps[0]).total_seconds()
     assert 400 / elapsed > 4.0  # and not needlessly slow: ~4.5 calls/s sustained
@@ -50,7 +57,9 @@ def test_two_processes_share_one_bucket(db: Database) -> None:
 
 def test_saturated_bucket_raises_rate_limited(db: Database) -> None:
     t = FakeTime()
-    limiter = DbLimiter(db, {"s": Rate(calls=5, seconds=1)}, sleep=t.sleep, clock=t.clock, max_wait=0.1)
+    limiter = DbLimiter(
+        db, {"s": Rate(calls=5, seconds=1)}, sleep=t.sleep, clock=t.clock, max_wait=0.1
+    )
     with pytest.raises(RateLimited):
         for _ in range(10):
             limiter.acquire("s")

@@ -34,15 +34,22 @@ class Clock:
 
 
 def post(client: FlaskClient, body: bytes) -> None:
-    assert client.post("/webhooks/whatsapp", data=body,
-                       headers=Signer().headers(body)).status_code == 200
+    assert (
+        client.post("/webhooks/whatsapp", data=body, headers=Signer().headers(body)).status_code
+        == 200
+    )
 
 
 def states(db: Database) -> dict[tuple[str, str], int]:
     with db.session() as s:
-        return {(op, st): n for op, st, n in s.execute(
-            select(OutboxOp.operation, OutboxOp.status, func.count())
-            .group_by(OutboxOp.operation, OutboxOp.status))}
+        return {
+            (op, st): n
+            for op, st, n in s.execute(
+                select(OutboxOp.operation, OutboxOp.status, func.count()).group_by(
+                    OutboxOp.operation, OutboxOp.status
+                )
+            )
+        }
 
 
 def fake_syncer(db: Database, adapter: FakeAdapter, clock: Clock) -> Syncer:
@@ -71,8 +78,11 @@ def test_batches_of_max_size_contacts_first(client: FlaskClient, db: Database) -
     adapter, clock = FakeAdapter(), Clock()
     fake_syncer(db, adapter, clock).flush(force=True)
     assert [(op, len(recs)) for op, recs in adapter.calls] == [
-        ("upsert_contacts", 5), ("log_messages", 100), ("log_messages", 100),
-        ("log_messages", 50)]
+        ("upsert_contacts", 5),
+        ("log_messages", 100),
+        ("log_messages", 100),
+        ("log_messages", 50),
+    ]
 
 
 def test_partial_batch_waits_for_max_delay(client: FlaskClient, db: Database) -> None:
@@ -84,8 +94,9 @@ def test_partial_batch_waits_for_max_delay(client: FlaskClient, db: Database) ->
     assert syncer.flush().calls == 2
 
 
-def test_rate_limit_waits_as_told_without_counting_an_attempt(client: FlaskClient,
-                                                              db: Database) -> None:
+def test_rate_limit_waits_as_told_without_counting_an_attempt(
+    client: FlaskClient, db: Database
+) -> None:
     post(client, inbound("wamid.r", at()))
     adapter, clock = FakeAdapter(fail_next=[RateLimited("429", retry_after=10)]), Clock()
     syncer = fake_syncer(db, adapter, clock)
@@ -125,8 +136,9 @@ def test_expired_auth_refreshes_once_and_retries(client: FlaskClient, db: Databa
     assert states(db)[("log_message", "done")] == 1
 
 
-def test_refused_record_goes_dead_without_holding_back_its_batch(client: FlaskClient,
-                                                                 db: Database) -> None:
+def test_refused_record_goes_dead_without_holding_back_its_batch(
+    client: FlaskClient, db: Database
+) -> None:
     for k in range(3):
         post(client, inbound(f"wamid.p{k}", at(minutes=k)))
     adapter = FakeAdapter(refuse={"wamid.p1": "Property values were not valid"})
@@ -160,14 +172,18 @@ def test_message_of_refused_contact_dies_with_reason(client: FlaskClient, db: Da
 
 
 def test_crash_between_crm_call_and_commit_creates_nothing_twice(
-        app: Flask, client: FlaskClient, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    app: Flask, client: FlaskClient, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for k in range(3):
         post(client, inbound(f"wamid.x{k}", at(minutes=k)))
     syncer = build_syncer(app)
     syncer.flush(force=True)  # the contact
     with db.session() as s:
-        s.execute(OutboxOp.__table__.update().where(OutboxOp.operation == "log_message")
-                  .values(status="pending"))
+        s.execute(
+            OutboxOp.__table__.update()
+            .where(OutboxOp.operation == "log_message")
+            .values(status="pending")
+        )
 
     def crash(*_a: Any, **_k: Any) -> None:
         raise SystemExit("killed after the CRM answered")
@@ -186,8 +202,7 @@ def test_crash_between_crm_call_and_commit_creates_nothing_twice(
         assert conn.execute(select(func.count()).select_from(local.messages)).scalar() == 3
 
 
-def test_status_only_outbound_is_logged_too(app: Flask, client: FlaskClient,
-                                            db: Database) -> None:
+def test_status_only_outbound_is_logged_too(app: Flask, client: FlaskClient, db: Database) -> None:
     post(client, status("wamid.s", "delivered", at()))
     build_syncer(app).flush(force=True)
     with db.engine.connect() as conn:
@@ -203,7 +218,8 @@ def test_sync_api_and_local_records(app: Flask, client: FlaskClient, auth: dict[
     build_syncer(app).flush(force=True)
     records = client.get("/api/v1/crm/records?object=message", headers=auth).get_json()
     assert [r["key"] for r in records["items"]] == ["wamid.api"]
-    assert client.post("/api/v1/sync/replay", json={"all_dead": True},
-                       headers=auth).get_json() == {"replayed": 0}
+    assert client.post("/api/v1/sync/replay", json={"all_dead": True}, headers=auth).get_json() == {
+        "replayed": 0
+    }
     assert client.post("/api/v1/sync/replay", json={}, headers=auth).status_code == 400
     assert client.get("/api/v1/crm/records?object=nope", headers=auth).status_code == 400
