@@ -59,6 +59,8 @@ class Syncer:
     ) -> None:
         self.db, self.adapter, self.crm = db, adapter, crm
         self.max_delay, self.lease, self.clock = max_delay, lease, clock
+        # Salesforce packs 5 collections of 200 into one counted /composite call.
+        self.batch_size: int = getattr(adapter, "RECORDS_PER_CALL", adapter.MAX_BATCH)
 
     def flush(self, *, force: bool = False) -> FlushReport:
         """Send every batch that is full or has waited ``max_delay`` (all, with ``force``)."""
@@ -89,7 +91,7 @@ class Syncer:
             ).one()
         if not count:
             return False
-        full = count >= self.adapter.MAX_BATCH
+        full = count >= self.batch_size
         return force or full or bool(retries) or oldest <= self.clock() - self.max_delay
 
     def _claim(self, operation: str) -> list[OutboxOp]:

@@ -102,3 +102,35 @@ def test_demo_fills_a_running_connector(live_server: LiveServer) -> None:
     live_server.wait_processed()
     again = requests.get(f"{live_server.url}/api/v1/conversations", headers=auth, timeout=10).json()
     assert again["total"] == before
+
+
+def test_live_server_syncs_to_the_local_crm(live_server: LiveServer) -> None:
+    """Webhook → inbox → conversation → outbox → CRM, all in the running process."""
+    import time
+
+    from sqlalchemy import func
+
+    from crm_adapters import local
+
+    raw = (WA / "meta_text.json").read_bytes()
+    started = time.monotonic()
+    assert (
+        requests.post(
+            f"{live_server.url}/webhooks/whatsapp",
+            data=raw,
+            timeout=10,
+            headers=Signer().headers(raw),
+        ).status_code
+        == 200
+    )
+    deadline = started + 15
+    while time.monotonic() < deadline:
+        with live_server.db.engine.connect() as conn:
+            if conn.execute(select(func.count()).select_from(local.messages)).scalar():
+                break
+        time.sleep(0.1)
+    latency = time.monotonic() - started
+    assert latency < 5, f"webhook to CRM took {latency:.1f}s"  # max delay 2 s + poll
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    sync = requests.get(f"{live_server.url}/api/v1/sync/status", headers=auth, timeout=10).json()
+    assert sync["counts"]["log_message"] == {"done": 1}
