@@ -13,6 +13,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import inspect as sqlalchemy_inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 import migrations
@@ -126,4 +127,6 @@ def insert_ignore(
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         stmt = sqlite_insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict)
-    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+    # rowcount is not reliable across drivers for INSERT … RETURNING; a returned key is.
+    keys = list(sqlalchemy_inspect(model).primary_key)
+    return session.execute(stmt.returning(*keys)).first() is not None

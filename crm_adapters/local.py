@@ -44,7 +44,8 @@ from crm_adapters.base import (
 metadata = MetaData()
 
 contacts = Table(
-    "local_crm_contacts", metadata,
+    "local_crm_contacts",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("key", String(160), nullable=False, unique=True),
     Column("wa_id", String(32)),
@@ -54,7 +55,8 @@ contacts = Table(
     Column("created_at", DateTime, nullable=False),
 )
 messages = Table(
-    "local_crm_messages", metadata,
+    "local_crm_messages",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("key", String(256), nullable=False, unique=True),
     Column("contact_id", Integer, nullable=False),
@@ -68,7 +70,8 @@ messages = Table(
     Column("created_at", DateTime, nullable=False),
 )
 deals = Table(
-    "local_crm_deals", metadata,
+    "local_crm_deals",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("name", String(256)),
     Column("amount", Numeric(18, 2)),
@@ -82,7 +85,8 @@ deals = Table(
     Column("updated_at", DateTime, nullable=False),
 )
 campaigns = Table(
-    "local_crm_campaigns", metadata,
+    "local_crm_campaigns",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("name", String(256)),
     Column("status", String(64)),
@@ -91,7 +95,8 @@ campaigns = Table(
     Column("updated_at", DateTime, nullable=False),
 )
 custom_fields = Table(
-    "local_crm_fields", metadata,
+    "local_crm_fields",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("object_type", String(32), nullable=False),
     Column("name", String(128), nullable=False),
@@ -146,14 +151,29 @@ class LocalAdapter:
     def upsert_contacts(self, batch: list[ContactRecord]) -> BatchResult:
         """Create missing contacts by key; existing ones keep their id (idempotent)."""
         now = datetime.now(UTC).replace(tzinfo=None)
-        rows = [{"key": r.key, "wa_id": r.wa_id, "user_id": r.user_id, "name": r.name,
-                 "fields": {}, "created_at": now} for r in batch]
+        rows = [
+            {
+                "key": r.key,
+                "wa_id": r.wa_id,
+                "user_id": r.user_id,
+                "name": r.name,
+                "fields": {},
+                "created_at": now,
+            }
+            for r in batch
+        ]
         with self.engine.begin() as conn:
             if rows:
-                conn.execute(self._insert()(contacts).values(rows)
-                             .on_conflict_do_nothing(index_elements=["key"]))
-            found = conn.execute(select(contacts.c.key, contacts.c.id)
-                                 .where(contacts.c.key.in_([r.key for r in batch])))
+                conn.execute(
+                    self._insert()(contacts)
+                    .values(rows)
+                    .on_conflict_do_nothing(index_elements=["key"])
+                )
+            found = conn.execute(
+                select(contacts.c.key, contacts.c.id).where(
+                    contacts.c.key.in_([r.key for r in batch])
+                )
+            )
             ids = {key: str(cid) for key, cid in found}
         return BatchResult(ok={r.key: ids[r.key] for r in batch if r.key in ids})
 
@@ -161,38 +181,73 @@ class LocalAdapter:
         """One row per wamid: a retry finds the row it wrote before."""
         now = datetime.now(UTC).replace(tzinfo=None)
         good = [m for m in batch if m.contact_crm_id.isdigit()]
-        rows = [{"key": m.key, "contact_id": int(m.contact_crm_id), "direction": m.direction,
-                 "type": m.type, "text": m.text, "timestamp": _naive(m.timestamp),
-                 "sender_kind": m.sender_kind, "deal_id": m.deal_crm_id,
-                 "campaign_key": m.campaign_key, "created_at": now} for m in good]
+        rows = [
+            {
+                "key": m.key,
+                "contact_id": int(m.contact_crm_id),
+                "direction": m.direction,
+                "type": m.type,
+                "text": m.text,
+                "timestamp": _naive(m.timestamp),
+                "sender_kind": m.sender_kind,
+                "deal_id": m.deal_crm_id,
+                "campaign_key": m.campaign_key,
+                "created_at": now,
+            }
+            for m in good
+        ]
         with self.engine.begin() as conn:
             if rows:
-                conn.execute(self._insert()(messages).values(rows)
-                             .on_conflict_do_nothing(index_elements=["key"]))
-            found = dict(conn.execute(select(messages.c.key, messages.c.id)
-                                      .where(messages.c.key.in_([m.key for m in good]))).all())
-        rejected = tuple(Rejected(key=m.key, message="unknown contact id", code="INVALID_ID")
-                         for m in batch if m not in good)
+                conn.execute(
+                    self._insert()(messages)
+                    .values(rows)
+                    .on_conflict_do_nothing(index_elements=["key"])
+                )
+            found = dict(
+                conn.execute(
+                    select(messages.c.key, messages.c.id).where(
+                        messages.c.key.in_([m.key for m in good])
+                    )
+                ).all()
+            )
+        rejected = tuple(
+            Rejected(key=m.key, message="unknown contact id", code="INVALID_ID")
+            for m in batch
+            if m not in good
+        )
         return BatchResult(ok={k: str(v) for k, v in found.items()}, rejected=rejected)
 
     def write_fields(self, object_type: str, rows: list[FieldWrite]) -> BatchResult:
         table = _RECORD_TABLES.get(object_type)
         if table is None:
-            return BatchResult(rejected=tuple(Rejected(key=r.crm_id, message=f"no object "
-                               f"{object_type!r}", code="INVALID_TYPE") for r in rows))
+            return BatchResult(
+                rejected=tuple(
+                    Rejected(
+                        key=r.crm_id, message=f"no object {object_type!r}", code="INVALID_TYPE"
+                    )
+                    for r in rows
+                )
+            )
         ok: dict[str, str] = {}
         rejected: list[Rejected] = []
         with self.engine.begin() as conn:
             for row in rows:
-                current = conn.execute(select(table.c.fields).where(
-                    table.c.id == int(row.crm_id))).scalar() if row.crm_id.isdigit() else None
+                current = (
+                    conn.execute(
+                        select(table.c.fields).where(table.c.id == int(row.crm_id))
+                    ).scalar()
+                    if row.crm_id.isdigit()
+                    else None
+                )
                 if current is None:
-                    rejected.append(Rejected(key=row.crm_id, message="record not found",
-                                             code="NOT_FOUND"))
+                    rejected.append(
+                        Rejected(key=row.crm_id, message="record not found", code="NOT_FOUND")
+                    )
                     continue
                 merged = {**current, **json.loads(json.dumps(dict(row.values), default=str))}
-                conn.execute(table.update().where(table.c.id == int(row.crm_id))
-                             .values(fields=merged))
+                conn.execute(
+                    table.update().where(table.c.id == int(row.crm_id)).values(fields=merged)
+                )
                 ok[row.crm_id] = row.crm_id
         return BatchResult(ok=ok, rejected=tuple(rejected))
 
@@ -201,31 +256,46 @@ class LocalAdapter:
         if since is not None:
             stmt = stmt.where(deals.c.updated_at >= _naive(since))
         with self.engine.connect() as conn:
-            return [DealRecord(
-                crm_id=str(r.id), name=r.name,
-                amount=Decimal(r.amount) if r.amount is not None else None,
-                currency=r.currency, stage=r.stage, is_closed=r.is_closed, is_won=r.is_won,
-                close_date=_aware(r.close_date), updated_at=_aware(r.updated_at),
-                contact_crm_ids=tuple(str(c) for c in r.contact_ids),
-            ) for r in conn.execute(stmt.order_by(deals.c.id))]
+            return [
+                DealRecord(
+                    crm_id=str(r.id),
+                    name=r.name,
+                    amount=Decimal(r.amount) if r.amount is not None else None,
+                    currency=r.currency,
+                    stage=r.stage,
+                    is_closed=r.is_closed,
+                    is_won=r.is_won,
+                    close_date=_aware(r.close_date),
+                    updated_at=_aware(r.updated_at),
+                    contact_crm_ids=tuple(str(c) for c in r.contact_ids),
+                )
+                for r in conn.execute(stmt.order_by(deals.c.id))
+            ]
 
     def fetch_campaigns(self, since: datetime | None) -> list[CampaignRecord]:
         stmt = select(campaigns)
         if since is not None:
             stmt = stmt.where(campaigns.c.updated_at >= _naive(since))
         with self.engine.connect() as conn:
-            return [CampaignRecord(
-                crm_id=str(r.id), name=r.name, status=r.status,
-                spend=Decimal(r.spend) if r.spend is not None else None,
-                updated_at=_aware(r.updated_at),
-            ) for r in conn.execute(stmt.order_by(campaigns.c.id))]
+            return [
+                CampaignRecord(
+                    crm_id=str(r.id),
+                    name=r.name,
+                    status=r.status,
+                    spend=Decimal(r.spend) if r.spend is not None else None,
+                    updated_at=_aware(r.updated_at),
+                )
+                for r in conn.execute(stmt.order_by(campaigns.c.id))
+            ]
 
     def describe_fields(self, object_type: str) -> dict[str, FieldInfo]:
-        fields = {n: FieldInfo(name=n, type=t) for n, t in
-                  BUILTIN_FIELDS.get(object_type, {}).items()}
+        fields = {
+            n: FieldInfo(name=n, type=t) for n, t in BUILTIN_FIELDS.get(object_type, {}).items()
+        }
         with self.engine.connect() as conn:
-            for r in conn.execute(select(custom_fields)
-                                  .where(custom_fields.c.object_type == object_type)):
+            for r in conn.execute(
+                select(custom_fields).where(custom_fields.c.object_type == object_type)
+            ):
                 fields[r.name] = FieldInfo(name=r.name, type=r.type, unique=r.is_unique)
         return fields
 
@@ -233,9 +303,17 @@ class LocalAdapter:
         created: list[str] = []
         with self.engine.begin() as conn:
             for spec in specs:
-                result = conn.execute(self._insert()(custom_fields).values(
-                    object_type=spec.object_type, name=spec.name, type=spec.type,
-                    is_unique=spec.unique).on_conflict_do_nothing())
-                if result.rowcount:
+                result = conn.execute(
+                    self._insert()(custom_fields)
+                    .values(
+                        object_type=spec.object_type,
+                        name=spec.name,
+                        type=spec.type,
+                        is_unique=spec.unique,
+                    )
+                    .on_conflict_do_nothing()
+                    .returning(custom_fields.c.id)
+                )
+                if result.first() is not None:
                     created.append(spec.name)
         return created
