@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,14 +25,49 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(migrations.__file__).parent
 
 
+class ThreadConnections:
+    """One raw DBAPI connection per thread, held across requests (the ack's hot path)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.all: list[Any] = []
+
+    def get(self) -> Any:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = self.engine.raw_connection()
+            with self.lock:
+                self.all.append(conn)
+        return conn
+
+    def drop(self) -> None:
+        """Forget this thread's connection (after an error): the next get() opens another."""
+        conn, self.local.conn = getattr(self.local, "conn", None), None
+        if conn is not None:
+            with self.lock:
+                self.all = [c for c in self.all if c is not conn]
+            conn.invalidate()
+
+    def close_all(self) -> None:
+        with self.lock:
+            conns, self.all = self.all, []
+        for conn in conns:
+            conn.close()
+        self.local = threading.local()
+
+
 @dataclass(frozen=True, slots=True)
 class Database:
     engine: Engine
     sessions: sessionmaker[Session]
     # Single-statement writes on the webhook hot path: one round trip, committed on return.
     autocommit: Engine
+    hot: ThreadConnections
 
     def dispose(self) -> None:
+        self.hot.close_all()
         self.engine.dispose()
         self.autocommit.dispose()
 
@@ -79,7 +115,12 @@ def make_database(url: str) -> Database:
     engine = make_engine(url)
     # No pre-ping here: a stale connection fails the INSERT, which inbox.store retries once.
     autocommit = make_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False)
-    return Database(engine, sessionmaker(engine, expire_on_commit=False), autocommit)
+    return Database(
+        engine,
+        sessionmaker(engine, expire_on_commit=False),
+        autocommit,
+        ThreadConnections(autocommit),
+    )
 
 
 def get_db(app: Flask) -> Database:

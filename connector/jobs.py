@@ -16,8 +16,7 @@ logger = structlog.get_logger(__name__)
 def sweep_inbox(db: Database, queue: Queue, *, grace: timedelta, now: datetime) -> int:
     """Re-enqueue inbox rows still pending after ``grace``: nothing acknowledged is lost."""
     ids = inbox.claim_stale(db, older_than=now - grace)
-    for event_id in ids:
-        queue.enqueue_event(event_id)
+    queue.enqueue_events(ids)
     if ids:
         logger.info("inbox_swept", count=len(ids))
     return len(ids)

@@ -6,6 +6,9 @@ queue message is re-sent by the sweep (``schedule.py``).
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,13 +41,63 @@ class EmbeddedConsumer(Consumer):
         return None
 
 
+class Enqueuer:
+    """Hands inbox ids to Huey from a background thread, many ids per queue message.
+
+    The webhook's ack then costs a list append instead of a queue round trip. An id still
+    in memory when the process dies is not lost: its row is committed, and the sweep
+    re-enqueues it.
+    """
+
+    def __init__(self, send: Callable[[list[int]], Any], *, max_batch: int = 200) -> None:
+        self.send = send
+        self.max_batch = max_batch
+        self.cond = threading.Condition()
+        self.items: list[int] = []
+        self.thread: threading.Thread | None = None
+        self.pid = 0
+
+    def put(self, event_id: int) -> None:
+        with self.cond:
+            self.items.append(event_id)
+            if self.thread is None or self.pid != os.getpid() or not self.thread.is_alive():
+                self.pid = os.getpid()  # a fork (gunicorn worker) needs its own thread
+                self.thread = threading.Thread(target=self._run, name="wacrm-enqueue", daemon=True)
+                self.thread.start()
+            self.cond.notify()
+
+    def drain(self, timeout: float = 5.0) -> None:
+        """Wait until every id handed over has reached the queue (graceful shutdown)."""
+        with self.cond:
+            self.cond.wait_for(lambda: not self.items, timeout=timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self.cond:
+                self.cond.wait_for(lambda: bool(self.items))
+                batch, self.items = self.items[: self.max_batch], self.items[self.max_batch :]
+                self.cond.notify_all()
+            try:
+                self.send(batch)
+            except Exception:  # Redis down: the rows are committed, the sweep will resend
+                logger.exception("enqueue_failed", count=len(batch))
+
+
 @dataclass(slots=True)
 class Queue:
     huey: Huey
-    process: Any  # the Huey task wrapper for ``ingest.process_event``
+    process: Any  # the Huey task wrapper: process_events(ids)
+    enqueuer: Enqueuer
 
     def enqueue_event(self, event_id: int) -> None:
-        self.process(event_id)
+        if self.huey.immediate:
+            self.process([event_id])
+        else:
+            self.enqueuer.put(event_id)
+
+    def enqueue_events(self, event_ids: list[int]) -> None:
+        for start in range(0, len(event_ids), 200):
+            self.process(event_ids[start : start + 200])
 
     def consumer(self, workers: int, *, embedded: bool = False) -> Consumer:
         cls = EmbeddedConsumer if embedded else Consumer
@@ -86,22 +139,26 @@ def make_huey(settings: Settings, *, immediate: bool = False) -> Huey:
 def init_app(app: Flask, settings: Settings) -> None:
     huey = make_huey(settings, immediate=bool(app.config.get("QUEUE_IMMEDIATE")))
 
-    # A database error (deadlock, failover) leaves the row pending: retry soon rather than
+    # A database error (deadlock, failover) leaves a row pending: retry soon rather than
     # wait for the sweep, which remains the backstop if the retries run out.
-    @huey.task(name="process_event", retries=3, retry_delay=2)
-    def process_event(event_id: int) -> str:
-        status = ingest.process_event(
-            get_db(app),
-            event_id,
-            window=settings.auto_resolve_after,
-            max_attempts=settings.max_attempts,
-            crm=settings.crm,
-        )
-        if status == EventStatus.PENDING:
-            raise RetryableProcessing(f"inbox row {event_id} still pending")
-        return status
+    @huey.task(name="process_events", retries=3, retry_delay=2)
+    def process_events(event_ids: list[int]) -> None:
+        pending = [
+            event_id
+            for event_id in event_ids
+            if ingest.process_event(
+                get_db(app),
+                event_id,
+                window=settings.auto_resolve_after,
+                max_attempts=settings.max_attempts,
+                crm=settings.crm,
+            )
+            == EventStatus.PENDING
+        ]
+        if pending:
+            raise RetryableProcessing(f"inbox rows {pending} still pending")
 
-    app.extensions["wacrm.queue"] = Queue(huey, process_event)
+    app.extensions["wacrm.queue"] = Queue(huey, process_events, Enqueuer(process_events))
 
 
 def get_queue(app: Flask) -> Queue:

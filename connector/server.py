@@ -39,6 +39,7 @@ def start_sync(app: Flask) -> None:
 
 
 def stop_background(app: Flask) -> None:
+    get_queue(app).enqueuer.drain()
     loop = app.extensions.pop("wacrm.sync_loop", None)
     if loop is not None:
         loop.stop()
