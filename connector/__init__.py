@@ -45,7 +45,7 @@ def _request_ids(app: Flask) -> None:
     @app.before_request
     def _bind() -> None:
         g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-        structlog.contextvars.clear_contextvars()
+        # Overwrites the previous request's id on this thread; nothing else is bound here.
         structlog.contextvars.bind_contextvars(request_id=g.request_id)
 
     @app.after_request

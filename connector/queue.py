@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,9 +50,12 @@ class Enqueuer:
     re-enqueues it.
     """
 
-    def __init__(self, send: Callable[[list[int]], Any], *, max_batch: int = 200) -> None:
+    def __init__(
+        self, send: Callable[[list[int]], Any], *, max_batch: int = 200, linger: float = 0.01
+    ) -> None:
         self.send = send
         self.max_batch = max_batch
+        self.linger = linger  # under load, a few ms gathers many ids into one message
         self.cond = threading.Condition()
         self.items: list[int] = []
         self.thread: threading.Thread | None = None
@@ -75,6 +79,8 @@ class Enqueuer:
         while True:
             with self.cond:
                 self.cond.wait_for(lambda: bool(self.items))
+            time.sleep(self.linger)
+            with self.cond:
                 batch, self.items = self.items[: self.max_batch], self.items[self.max_batch :]
                 self.cond.notify_all()
             try:

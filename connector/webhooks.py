@@ -148,7 +148,6 @@ def _accept(provider: str, body: bytes) -> int:
     except Exception:  # the row is committed: the sweep will enqueue it later
         logger.exception("enqueue_failed", event_id=event_id)
     metrics.WEBHOOKS.labels(provider, "accepted").inc()
-    logger.debug("webhook_accepted", provider=provider, event_id=event_id)
     return event_id
 
 
