@@ -42,10 +42,12 @@ def serve(
     host: str | None, port: int | None, workers: int, threads: int, no_background: bool
 ) -> None:
     """Serve webhooks and the API (with queue consumer and scheduler embedded)."""
+    from connector.crm import check_crm_config
     from connector.server import Server
 
     settings = _settings()
     bind = f"{host or settings.host}:{port or settings.port}"
+    check_crm_config(_app())  # a bad CRM setting stops here, named, not in a worker
     if no_background:
         os.environ["WACRM_EMBEDDED"] = "0"
     click.echo(

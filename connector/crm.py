@@ -41,6 +41,18 @@ def build_adapter(app: Flask) -> CrmAdapter:
     return adapter
 
 
+def check_crm_config(app: Flask) -> None:
+    """Fail at start, naming the setting, when the CRM's configuration is wrong."""
+    from connector.errors import ConfigError
+
+    try:
+        build_adapter(app)
+    except ValueError as exc:
+        raise ConfigError([str(exc)]) from None
+    except Exception:  # e.g. Salesforce login unreachable: the sync loop keeps trying
+        logger.warning("crm_unavailable_at_start", crm=settings_of(app).crm, exc_info=True)
+
+
 def build_syncer(app: Flask) -> Syncer:
     settings = settings_of(app)
     return Syncer(
@@ -58,14 +70,17 @@ class SyncLoop(threading.Thread):
 
     def run(self) -> None:
         interval = settings_of(self.app).sync_poll_interval.total_seconds()
-        syncer = None
+        syncer, failures = None, 0
         while not self.stopped.is_set():
             try:
                 syncer = syncer or build_syncer(self.app)
                 syncer.flush()
+                failures = 0
             except Exception:  # keep syncing after a bad flush; the rows stay pending
-                logger.exception("crm_sync_loop_error")
-            self.stopped.wait(interval)
+                failures += 1
+                logger.exception("crm_sync_loop_error", consecutive=failures)
+            # After repeated failures (CRM login down), back off rather than log 4 times a second.
+            self.stopped.wait(interval if failures < 3 else min(60.0, 2.0**failures))
 
     def stop(self) -> None:
         self.stopped.set()

@@ -31,8 +31,9 @@ def start_background(app: Flask, *, consumer_workers: int, scheduler: bool) -> N
 
 def start_sync(app: Flask) -> None:
     """The outbox flusher thread (one per process; rows are claimed, never sent twice)."""
-    from connector.crm import SyncLoop
+    from connector.crm import SyncLoop, check_crm_config
 
+    check_crm_config(app)
     loop = SyncLoop(app)
     loop.start()
     app.extensions["wacrm.sync_loop"] = loop

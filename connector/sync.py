@@ -121,7 +121,11 @@ class Syncer:
             self._reschedule(batch.sent_rows, exc.retry_after, exc, count_attempt=False)
             report.retried += len(batch.sent_rows)
             return
-        except (Transient, AuthExpired) as exc:
+        except Transient as exc:
+            self._reschedule(batch.sent_rows, exc.retry_after, exc, count_attempt=True)
+            report.retried += len(batch.sent_rows)
+            return
+        except AuthExpired as exc:  # could not refresh: wait for the operator, never drop
             self._reschedule(batch.sent_rows, None, exc, count_attempt=True)
             report.retried += len(batch.sent_rows)
             return
@@ -143,8 +147,11 @@ class Syncer:
     ) -> BatchResult:
         try:
             return self._invoke(operation, object_type, records, report)
-        except AuthExpired:
-            self.adapter.refresh_auth()  # once; a second AuthExpired propagates
+        except AuthExpired as expired:
+            try:
+                self.adapter.refresh_auth()  # once; a second AuthExpired propagates
+            except CrmError as exc:  # e.g. a private-app token cannot be refreshed
+                raise AuthExpired(f"{expired}; refresh failed: {exc}") from None
             return self._invoke(operation, object_type, records, report)
         except Permanent as exc:
             if len(records) == 1:

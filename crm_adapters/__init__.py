@@ -38,6 +38,7 @@ def get_adapter(name: str) -> type[CrmAdapter]:
     cls: type[CrmAdapter] = getattr(importlib.import_module(module), attr)
     return cls
 
+
 __all__ = [
     "ADAPTERS",
     "AuthExpired",

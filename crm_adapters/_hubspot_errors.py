@@ -149,8 +149,9 @@ def _auth_expired(status: int, body: dict[str, Any], headers: Any) -> CrmError:
 
 
 def _locked(status: int, body: dict[str, Any], headers: Any) -> CrmError:
-    wait = _header(headers, "Retry-After") or f"{LOCKED_WAIT:g}"
-    return Transient(f"{describe(status, body)} [retry after >= {wait} s]")
+    header = _header(headers, "Retry-After")
+    wait = max(LOCKED_WAIT, retry_after(body, headers)) if header else LOCKED_WAIT
+    return Transient(f"{describe(status, body)} [retry after >= {wait:g} s]", retry_after=wait)
 
 
 _BY_STATUS: dict[int, Callable[[int, dict[str, Any], Any], CrmError]] = {

@@ -22,7 +22,14 @@ class AuthExpired(CrmError):
 
 
 class Transient(CrmError):
-    """5xx, timeouts, connection resets: back off exponentially with jitter and retry."""
+    """5xx, timeouts, connection resets: back off exponentially with jitter and retry.
+
+    ``retry_after`` is set when the CRM says how long (HubSpot 423 locked, 477 migrating).
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Permanent(CrmError):

@@ -223,3 +223,27 @@ def test_sync_api_and_local_records(app: Flask, client: FlaskClient, auth: dict[
     }
     assert client.post("/api/v1/sync/replay", json={}, headers=auth).status_code == 400
     assert client.get("/api/v1/crm/records?object=nope", headers=auth).status_code == 400
+
+
+def test_transient_with_wait_honours_it(client: FlaskClient, db: Database) -> None:
+    post(client, inbound("wamid.lock", at()))
+    adapter, clock = FakeAdapter(fail_next=[Transient("423 locked", retry_after=2.0)]), Clock()
+    fake_syncer(db, adapter, clock).flush(force=True)
+    with db.session() as s:
+        row = s.scalars(select(OutboxOp).where(OutboxOp.operation == "upsert_contact")).one()
+        assert row.next_attempt_at == clock.now + timedelta(seconds=2)
+
+
+def test_unrefreshable_token_defers_without_dead_letters(client: FlaskClient, db: Database) -> None:
+    from crm_adapters.errors import Permanent
+
+    class StaticToken(FakeAdapter):
+        def refresh_auth(self) -> None:
+            raise Permanent("a private-app token cannot be refreshed")
+
+    post(client, inbound("wamid.tok", at()))
+    adapter = StaticToken(fail_next=[AuthExpired("401 EXPIRED_AUTHENTICATION")])
+    fake_syncer(db, adapter, Clock()).flush(force=True)
+    with db.session() as s:
+        row = s.scalars(select(OutboxOp).where(OutboxOp.operation == "upsert_contact")).one()
+        assert row.status == "pending" and "refresh failed" in (row.last_error or "")
