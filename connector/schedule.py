@@ -71,25 +71,21 @@ def pull_tick(app: Flask, settings: Settings, holder: str) -> None:
 def start(app: Flask, settings: Settings) -> BackgroundScheduler:
     """Start the background scheduler (``wacrm serve`` and ``wacrm scheduler``)."""
     scheduler = BackgroundScheduler(timezone="UTC")
-    scheduler.add_job(
-        tick,
-        "interval",
-        args=[app, settings, holder_id()],
-        seconds=settings.sweep_interval.total_seconds(),
-        id="tick",
-        max_instances=1,
-        coalesce=True,
-        next_run_time=utcnow(),
+    beats = (
+        ("tick", tick, settings.sweep_interval, utcnow()),
+        ("pull", pull_tick, settings.pull_interval, None),
     )
-    scheduler.add_job(
-        pull_tick,
-        "interval",
-        args=[app, settings, holder_id()],
-        seconds=settings.pull_interval.total_seconds(),
-        id="pull",
-        max_instances=1,
-        coalesce=True,
-    )
+    for job_id, job, every, first in beats:
+        scheduler.add_job(
+            job,
+            "interval",
+            args=[app, settings, holder_id()],
+            id=job_id,
+            seconds=every.total_seconds(),
+            max_instances=1,
+            coalesce=True,
+            **({"next_run_time": first} if first else {}),
+        )
     scheduler.start()
     app.extensions["wacrm.scheduler"] = scheduler
     return scheduler
