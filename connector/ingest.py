@@ -86,6 +86,40 @@ def process_event(
             return event.status
 
 
+def process_batch(
+    db: Database,
+    event_ids: list[int],
+    *,
+    window: timedelta,
+    max_attempts: int,
+    crm: str | None = None,
+) -> dict[int, str]:
+    """Normalise several inbox rows in one transaction (a savepoint each): one commit, not N.
+
+    If the transaction itself fails (deadlock, lost connection), each row is retried on its
+    own, so one bad row cannot hold back the others.
+    """
+    if len(event_ids) == 1:
+        only = event_ids[0]
+        return {only: process_event(db, only, window=window, max_attempts=max_attempts, crm=crm)}
+    results: dict[int, str] = {}
+    try:
+        with db.session() as session:
+            for event_id in event_ids:
+                ctx = Ctx(window=window, now=utcnow(), event_id=event_id, crm=crm)
+                with session.begin_nested():
+                    results[event_id] = _process(session, event_id, ctx)
+        return results
+    except SQLAlchemyError as exc:
+        logger.warning(
+            "batch_failed_retrying_singly", count=len(event_ids), error_type=type(exc).__name__
+        )
+        return {
+            i: process_event(db, i, window=window, max_attempts=max_attempts, crm=crm)
+            for i in event_ids
+        }
+
+
 def _process(session: Session, event_id: int, ctx: Ctx) -> str:
     event = session.get(WebhookEvent, event_id, with_for_update=True)
     if event is None or event.status != EventStatus.PENDING:

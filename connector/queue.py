@@ -149,18 +149,14 @@ def init_app(app: Flask, settings: Settings) -> None:
     # wait for the sweep, which remains the backstop if the retries run out.
     @huey.task(name="process_events", retries=3, retry_delay=2)
     def process_events(event_ids: list[int]) -> None:
-        pending = [
-            event_id
-            for event_id in event_ids
-            if ingest.process_event(
-                get_db(app),
-                event_id,
-                window=settings.auto_resolve_after,
-                max_attempts=settings.max_attempts,
-                crm=settings.crm,
-            )
-            == EventStatus.PENDING
-        ]
+        results = ingest.process_batch(
+            get_db(app),
+            event_ids,
+            window=settings.auto_resolve_after,
+            max_attempts=settings.max_attempts,
+            crm=settings.crm,
+        )
+        pending = [i for i, status in results.items() if status == EventStatus.PENDING]
         if pending:
             raise RetryableProcessing(f"inbox rows {pending} still pending")
 

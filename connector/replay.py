@@ -24,6 +24,9 @@ from connector.settings_ext import settings_of
 if TYPE_CHECKING:
     from flask import Flask
 
+    from connector.config import Settings
+    from connector.db import Database
+
 SUFFIXES = (".json", ".jsonl", ".ndjson")
 
 
@@ -95,28 +98,35 @@ def _when(value: object) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+BATCH = 200  # inbox rows normalised per transaction
+
+
 def replay_path(
     app: Flask, source: Path, *, provider: str = "auto", progress: bool = True
 ) -> ReplayStats:
     db, settings, stats = get_db(app), settings_of(app), ReplayStats()
     paths = files_of(source)
     total = sum(p.stat().st_size for p in paths)
+    stored: list[int] = []
     with tqdm(total=total, unit="B", unit_scale=True, disable=not progress, desc="replay") as bar:
         for path in paths:
             for raw, size in bodies(path):
                 bar.update(size)
-                if raw:
-                    _one(db, settings, path, raw, provider, stats)
+                if raw and (event_id := _store(db, path, raw, provider, stats)) is not None:
+                    stored.append(event_id)
+                if len(stored) >= BATCH:
+                    _process(db, settings, stored, stats)
+        _process(db, settings, stored, stats)
     return stats
 
 
-def _one(db, settings, path: Path, raw: bytes, provider: str, stats: ReplayStats) -> None:  # type: ignore[no-untyped-def]
+def _store(db: Database, path: Path, raw: bytes, provider: str, stats: ReplayStats) -> int | None:
     stats.bodies += 1
     body = as_provider(raw, provider)
     if inbox.exists(db, body.provider, body.raw):
         stats.skipped += 1
-        return
-    event_id = inbox.store(
+        return None
+    return inbox.store(
         db,
         provider=body.provider,
         body=body.raw,
@@ -124,16 +134,23 @@ def _one(db, settings, path: Path, raw: bytes, provider: str, stats: ReplayStats
         headers={"X-Request-Id": f"replay:{path.name}"},
         received_at=body.received_at,
     )
-    status = ingest.process_event(
+
+
+def _process(db: Database, settings: Settings, stored: list[int], stats: ReplayStats) -> None:
+    if not stored:
+        return
+    results = ingest.process_batch(
         db,
-        event_id,
+        stored,
         window=settings.auto_resolve_after,
         max_attempts=settings.max_attempts,
         crm=settings.crm,
     )
-    if status in (EventStatus.PROCESSED, EventStatus.IGNORED):
-        stats.processed += 1
-    elif status == EventStatus.REJECTED:
-        stats.rejected += 1
-    else:
-        stats.failed += 1
+    stored.clear()
+    for status in results.values():
+        if status in (EventStatus.PROCESSED, EventStatus.IGNORED):
+            stats.processed += 1
+        elif status == EventStatus.REJECTED:
+            stats.rejected += 1
+        else:
+            stats.failed += 1
