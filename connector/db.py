@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, bindparam, create_engine, event
 from sqlalchemy import inspect as sqlalchemy_inspect
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -153,21 +153,33 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+_IGNORE_STATEMENTS: dict[tuple[str, Any, tuple[str, ...], tuple[str, ...] | None], Any] = {}
+
+
 def insert_ignore(
     session: Session, model: Any, values: dict[str, Any], conflict: list[str] | None = None
 ) -> bool:
     """INSERT … ON CONFLICT DO NOTHING on either dialect; True when a row was inserted."""
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        stmt: Any = (
-            pg_insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict)
+    dialect = session.get_bind().dialect.name
+    key = (dialect, model, tuple(values), tuple(conflict) if conflict else None)
+    stmt = _IGNORE_STATEMENTS.get(key)
+    if stmt is None:  # built once per shape: values travel as parameters
+        stmt = _IGNORE_STATEMENTS[key] = _insert_ignore_statement(
+            dialect, model, conflict, list(values)
         )
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+    return session.execute(stmt, values).first() is not None
 
-        stmt = sqlite_insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict)
+
+def _insert_ignore_statement(
+    dialect: str, model: Any, conflict: list[str] | None, columns: list[str]
+) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    table = sqlalchemy_inspect(model).local_table
+    stmt = dialect_insert(table).values({c: bindparam(c) for c in columns})
     # rowcount is not reliable across drivers for INSERT … RETURNING; a returned key is.
-    keys = list(sqlalchemy_inspect(model).primary_key)
-    return session.execute(stmt.returning(*keys)).first() is not None
+    return stmt.on_conflict_do_nothing(index_elements=conflict).returning(
+        *table.primary_key.columns
+    )
