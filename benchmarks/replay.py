@@ -33,21 +33,33 @@ def write_history(path: Path, count: int, seed: int = 11) -> int:
         for k in range(count):
             wa_id = f"4477009{rng.randrange(count // 10 + 1):05d}"
             when = at(minutes=k * 0.5)
-            body = (inbound(f"wamid.r{k}", when, wa_id=wa_id, text="x" * rng.randrange(20, 400))
-                    if k % 3 else status(f"wamid.r{k - 1}", "delivered", when, wa_id=wa_id))
+            body = (
+                inbound(f"wamid.r{k}", when, wa_id=wa_id, text="x" * rng.randrange(20, 400))
+                if k % 3
+                else status(f"wamid.r{k - 1}", "delivered", when, wa_id=wa_id)
+            )
             out.write(body + b"\n")
     return path.stat().st_size
 
 
 def run(history: Path, workdir: Path) -> tuple[float, int]:
-    env = {**os.environ, "WACRM_DATABASE_URL": f"sqlite:///{workdir / 'replay.db'}",
-           "WACRM_ADMIN_TOKEN": "bench", "WHATSAPP_APP_SECRET": "bench",
-           "WHATSAPP_VERIFY_TOKEN": "bench", "WACRM_QUEUE_PATH": str(workdir / "q.db"),
-           "WACRM_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "WACRM_DATABASE_URL": f"sqlite:///{workdir / 'replay.db'}",
+        "WACRM_ADMIN_TOKEN": "bench",
+        "WHATSAPP_APP_SECRET": "bench",
+        "WHATSAPP_VERIFY_TOKEN": "bench",
+        "WACRM_QUEUE_PATH": str(workdir / "q.db"),
+        "WACRM_LOG_LEVEL": "WARNING",
+    }
     subprocess.run([WACRM, "db", "upgrade"], env=env, check=True, capture_output=True)
     started = time.perf_counter()
-    child = subprocess.Popen([WACRM, "replay", str(history), "--quiet"], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [WACRM, "replay", str(history), "--quiet"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     _, _, usage = os.wait4(child.pid, 0)
     return time.perf_counter() - started, usage.ru_maxrss // 1024  # MiB (Linux: KiB)
 

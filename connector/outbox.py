@@ -65,8 +65,8 @@ def enqueue_message(session: Session, crm: str, message: Message) -> None:
     contact = session.get(Contact, message.contact_id)
     if contact is None:
         return
-    if crm_id_of(session, crm, "contact", contact.id) is None:
-        _add(session, crm, UPSERT_CONTACT, contact_key(contact), contact.id)
+    # Once per contact: the key's unique constraint makes later calls no-ops (done or not).
+    _add(session, crm, UPSERT_CONTACT, contact_key(contact), contact.id)
     _add(session, crm, LOG_MESSAGE, message.wamid, message.id)
 
 

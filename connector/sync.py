@@ -18,7 +18,7 @@ import structlog
 from sqlalchemy import func, select
 
 from connector import outbox
-from connector.db import Database, insert_ignore
+from connector.db import Database
 from connector.models import CrmLink, OutboxOp, OutboxStatus, utcnow
 from connector.sync_records import build_records
 from crm_adapters.base import BatchResult, CrmAdapter, Rejected
@@ -179,11 +179,16 @@ class Syncer:
         report: FlushReport,
     ) -> None:
         now, refused = self.clock(), {r.key: r for r in result.rejected}
+        all_ids = [i for ids in rows_by_key.values() for i in ids]
         with self.db.session() as session:
+            rows = {
+                r.id: r for r in session.scalars(select(OutboxOp).where(OutboxOp.id.in_(all_ids)))
+            }
+            links: list[dict[str, object]] = []
             for key, ids in rows_by_key.items():
-                for row in session.scalars(select(OutboxOp).where(OutboxOp.id.in_(ids))):
+                for row in (rows[i] for i in ids if i in rows):
                     if key in result.ok:
-                        self._done(session, operation, row, result.ok[key], now)
+                        links += self._done(operation, row, result.ok[key], now)
                         report.done += 1
                     elif key in refused:
                         _dead(row, refused[key])
@@ -191,27 +196,26 @@ class Syncer:
                     else:
                         _retry(row, now, "the CRM returned no result for this record")
                         report.retried += 1
+            if links:  # one statement for the whole batch
+                session.execute(_link_statement(session), links)
         report.by_op[operation] = report.by_op.get(operation, 0) + len(rows_by_key)
 
     def _done(
-        self, session: Any, operation: str, row: OutboxOp, crm_id: str, now: datetime
-    ) -> None:
+        self, operation: str, row: OutboxOp, crm_id: str, now: datetime
+    ) -> list[dict[str, object]]:
         row.status, row.crm_id, row.done_at, row.last_error = (OutboxStatus.DONE, crm_id, now, None)
         kind = LINK_KINDS.get(operation)
         if kind is None or row.entity_id is None:
-            return
-        insert_ignore(
-            session,
-            CrmLink,
+            return []
+        return [
             {
                 "crm": self.crm,
                 "kind": kind,
                 "local_id": row.entity_id,
                 "crm_id": crm_id,
                 "synced_at": now,
-            },
-            ["crm", "kind", "local_id"],
-        )
+            }
+        ]
 
     def _reschedule(
         self, ids: list[int], delay: float | None, exc: CrmError, *, count_attempt: bool
@@ -235,6 +239,17 @@ class Syncer:
                 row.status, row.next_attempt_at = OutboxStatus.PENDING, now + timedelta(seconds=1)
             for row in session.scalars(select(OutboxOp).where(OutboxOp.id.in_(list(dead)))):
                 _dead(row, Rejected(key=row.record_key, message=dead[row.id]))
+
+
+def _link_statement(session: Any) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING for crm_links, executed for many rows at once."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    return dialect_insert(CrmLink).on_conflict_do_nothing(
+        index_elements=["crm", "kind", "local_id"]
+    )
 
 
 def _key(operation: str, record: Any) -> str:

@@ -10,7 +10,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector import outbox
-from connector.models import Campaign, Contact, Conversation, Message, OutboxOp, OutboxStatus
+from connector.models import (
+    Campaign,
+    Contact,
+    Conversation,
+    CrmLink,
+    Message,
+    OutboxOp,
+    OutboxStatus,
+)
 from crm_adapters.base import ContactRecord, FieldWrite, MessageRecord
 
 
@@ -32,10 +40,32 @@ def build_records(session: Session, crm: str, operation: str, rows: list[OutboxO
     return _BUILDERS[operation](session, crm, rows)
 
 
+def _load(session: Session, model: Any, ids: list[int | None]) -> dict[int, Any]:
+    """Rows by id in one query (the identity map then serves later lookups)."""
+    wanted = [i for i in set(ids) if i is not None]
+    if not wanted:
+        return {}
+    return {r.id: r for r in session.scalars(select(model).where(model.id.in_(wanted)))}
+
+
+def _links(session: Session, crm: str, kind: str, local_ids: list[int]) -> dict[int, str]:
+    if not local_ids:
+        return {}
+    return dict(
+        session.execute(
+            select(CrmLink.local_id, CrmLink.crm_id).where(
+                CrmLink.crm == crm, CrmLink.kind == kind, CrmLink.local_id.in_(set(local_ids))
+            )
+        ).all()
+    )
+
+
 def _contacts(session: Session, crm: str, rows: list[OutboxOp]) -> Batch:
     batch, records = Batch(), []
+    contacts = _load(session, Contact, [r.entity_id for r in rows])
+    links = _links(session, crm, "contact", list(contacts))
     for row in rows:
-        contact = session.get(Contact, row.entity_id) if row.entity_id else None
+        contact = contacts.get(row.entity_id or -1)
         if contact is None:
             batch.dead[row.id] = "the contact no longer exists (merged into another)"
             continue
@@ -45,7 +75,7 @@ def _contacts(session: Session, crm: str, rows: list[OutboxOp]) -> Batch:
                 wa_id=contact.wa_id,
                 user_id=contact.user_id,
                 name=contact.name,
-                crm_id=outbox.crm_id_of(session, crm, "contact", contact.id),
+                crm_id=links.get(contact.id),
             )
         )
         batch.rows_by_key.setdefault(row.record_key, []).append(row.id)
@@ -56,16 +86,27 @@ def _contacts(session: Session, crm: str, rows: list[OutboxOp]) -> Batch:
 
 def _messages(session: Session, crm: str, rows: list[OutboxOp]) -> Batch:
     batch, records = Batch(), []
+    messages = _load(session, Message, [r.entity_id for r in rows])
+    links = _links(session, crm, "contact", [m.contact_id for m in messages.values()])
+    conversations = _load(session, Conversation, [m.conversation_id for m in messages.values()])
+    campaigns = _load(
+        session,
+        Campaign,
+        [m.campaign_id for m in messages.values()]
+        + [c.campaign_id for c in conversations.values()],
+    )
     for row in rows:
-        message = session.get(Message, row.entity_id) if row.entity_id else None
+        message = messages.get(row.entity_id or -1)
         if message is None:
             batch.dead[row.id] = "the message no longer exists"
             continue
-        contact_crm_id = outbox.crm_id_of(session, crm, "contact", message.contact_id)
+        contact_crm_id = links.get(message.contact_id)
         if contact_crm_id is None:
             _contact_not_ready(session, crm, message, row, batch)
             continue
-        records.append(_message_record(session, message, contact_crm_id))
+        conv = conversations.get(message.conversation_id or -1)
+        campaign = campaigns.get(message.campaign_id or (conv.campaign_id if conv else -1) or -1)
+        records.append(_message_record(message, contact_crm_id, conv, campaign))
         batch.rows_by_key.setdefault(row.record_key, []).append(row.id)
     if records:
         batch.calls.append((None, records))
@@ -91,13 +132,9 @@ def _contact_not_ready(
     batch.waiting.append(row.id)
 
 
-def _message_record(session: Session, message: Message, contact_crm_id: str) -> MessageRecord:
-    conv = session.get(Conversation, message.conversation_id) if message.conversation_id else None
-    campaign = message.campaign_id or (conv.campaign_id if conv else None)
-    campaign_key = None
-    if campaign is not None:
-        found = session.get(Campaign, campaign)
-        campaign_key = found.key if found else None
+def _message_record(
+    message: Message, contact_crm_id: str, conv: Conversation | None, campaign: Campaign | None
+) -> MessageRecord:
     return MessageRecord(
         key=message.wamid,
         contact_crm_id=contact_crm_id,
@@ -108,7 +145,7 @@ def _message_record(session: Session, message: Message, contact_crm_id: str) -> 
         sender_kind=message.sender_kind,
         conversation_id=message.conversation_id,
         deal_crm_id=conv.deal.key if conv is not None and conv.deal is not None else None,
-        campaign_key=campaign_key,
+        campaign_key=campaign.key if campaign is not None else None,
     )
 
 
