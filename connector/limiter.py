@@ -1,8 +1,9 @@
 """A token bucket per CRM bucket, kept in the database so every worker process shares it.
 
-A CRM's "N calls per rolling W seconds" cannot be met by a plain bucket of N tokens (a full
-bucket plus a window of refill would allow 2N). We size the bucket at half the allowance and
-refill the other half over the window, with a safety margin: at most N·margin in any window.
+A CRM's "N calls per rolling W seconds" is not met by a plain bucket of N tokens (a full
+bucket plus a window of refill would allow 2N). With burst B and refill r, any window sees
+at most B + r·W calls, so we keep B small (10 % of the allowance) and refill the rest:
+B + r·W = N·margin. Batched writes need throughput, not bursts.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from crm_adapters.base import Rate
 from crm_adapters.errors import RateLimited
 
 MARGIN = 0.9
+BURST_SHARE = 0.1
 
 
 class DbLimiter:
@@ -42,8 +44,9 @@ class DbLimiter:
         self.clock = clock
 
     def _shape(self, rate: Rate) -> tuple[float, float]:
-        capacity = max(1.0, rate.calls * MARGIN / 2)
-        refill = max(rate.calls * MARGIN - capacity, 0.1 * rate.calls)
+        allowance = rate.calls * MARGIN
+        capacity = max(1.0, allowance * BURST_SHARE)
+        refill = max(allowance - capacity, 0.1 * rate.calls)
         return capacity, refill / rate.seconds
 
     def acquire(self, bucket: str, weight: int = 1) -> None:

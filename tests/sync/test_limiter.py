@@ -40,9 +40,9 @@ def test_no_rolling_window_exceeds_the_limit(db: Database) -> None:
     worst = max(
         sum(1 for s in stamps if start <= s < start + timedelta(seconds=10)) for start in stamps
     )
-    assert worst <= 100  # HubSpot's 100 per rolling 10 s, never exceeded
+    assert worst <= 90  # HubSpot allows 100 per rolling 10 s; we keep a 10 % margin
     elapsed = (stamps[-1] - stamps[0]).total_seconds()
-    assert 400 / elapsed > 4.0  # and not needlessly slow: ~4.5 calls/s sustained
+    assert 400 / elapsed > 7.5  # and not needlessly slow: 8.1 calls/s sustained
 
 
 def test_two_processes_share_one_bucket(db: Database) -> None:
@@ -67,3 +67,19 @@ def test_saturated_bucket_raises_rate_limited(db: Database) -> None:
 
 def test_unknown_bucket_is_unlimited(db: Database) -> None:
     DbLimiter(db, {}).acquire("anything")
+
+
+def test_search_limit_of_five_per_second_holds(db: Database) -> None:
+    t = FakeTime()
+    limiter = DbLimiter(
+        db, {"hubspot:search": Rate(calls=5, seconds=1)}, sleep=t.sleep, clock=t.clock, max_wait=60
+    )
+    stamps = []
+    for _ in range(100):
+        limiter.acquire("hubspot:search")
+        stamps.append(t.now)
+    worst = max(
+        sum(1 for s in stamps if start <= s < start + timedelta(seconds=1)) for start in stamps
+    )
+    assert worst <= 5
+    assert 100 / (stamps[-1] - stamps[0]).total_seconds() > 3.4  # 3.5 searches/s sustained
