@@ -811,7 +811,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=10_000, help="webhooks for the product")
     parser.add_argument("--contacts", type=int, default=1000, help="customers (seeded in HubSpot)")
-    parser.add_argument("--rate", type=float, default=400.0, help="webhooks per second offered")
+    parser.add_argument("--rate", type=float, default=100.0, help="webhooks per second")
     parser.add_argument("--naive-messages", type=int, default=600, help="0 skips the naive flow")
     parser.add_argument(
         "--unknown",
