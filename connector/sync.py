@@ -67,11 +67,15 @@ class Syncer:
         report = FlushReport()
         with self.db.session() as session:
             outbox.release_stale(session, now=self.clock(), lease=self.lease)
-        for operation in outbox.OPERATIONS:
-            while self._ready(operation, force=force):
-                rows = self._claim(operation)
+        # One batch per operation per round: a slow contact batch (phone matching) must not
+        # hold back the messages of contacts the CRM already knows.
+        active = list(outbox.OPERATIONS)
+        while active:
+            for operation in list(active):
+                rows = self._claim(operation) if self._ready(operation, force=force) else []
                 if not rows:
-                    break
+                    active.remove(operation)
+                    continue
                 self._send(operation, rows, report)
         return report
 
