@@ -54,6 +54,7 @@ from benchmarks.hubspot_stub_server import (  # noqa: E402
     seed_legacy,
 )
 from benchmarks.ingest import (  # noqa: E402
+    align,
     busy_share,
     clean_env,
     cpu_times,
@@ -630,16 +631,7 @@ def table(results: Sequence[FlowResult]) -> str:
                 fmt(r.wall_s, ".1f"),
             )
         )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = [
-        "  ".join(
-            cell.rjust(w) if i > 1 else cell.ljust(w)
-            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
-        )
-        for line in lines
-    ]
-    out.insert(1, "-" * len(out[0]))
-    return "\n".join(out)
+    return align(lines)
 
 
 def endpoint_lines(results: Sequence[FlowResult]) -> list[str]:

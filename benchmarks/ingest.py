@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -738,6 +738,20 @@ def fmt(value: float | None, spec: str = ".1f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def align(lines: Sequence[Sequence[str]]) -> str:
+    """Columns padded to width (the first two left-aligned), a rule under the header row."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    out = [
+        "  ".join(
+            cell.rjust(w) if i > 1 else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in lines
+    ]
+    out.insert(1, "-" * len(out[0]))
+    return "\n".join(out)
+
+
 def table(rows: list[Row], rate: float) -> str:
     header = (
         "backend",
@@ -765,16 +779,7 @@ def table(rows: list[Row], rate: float) -> str:
                 str(r.closed.error_count + r.opened.error_count),
             )
         )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = [
-        "  ".join(
-            cell.rjust(w) if i > 1 else cell.ljust(w)
-            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
-        )
-        for line in lines
-    ]
-    out.insert(1, "-" * len(out[0]))
-    return "\n".join(out)
+    return align(lines)
 
 
 def error_details(rows: list[Row]) -> list[str]:
