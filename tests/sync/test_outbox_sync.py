@@ -123,7 +123,10 @@ def test_outage_backs_off_and_never_drops(client: FlaskClient, db: Database) -> 
             assert row.status == "pending" and "Transient" in (row.last_error or "")
             delays.append((row.next_attempt_at - clock.now).total_seconds())
         clock.now = row.next_attempt_at
-    assert delays[1] > delays[0] and max(delays) <= 900  # grows, capped (600 s ± jitter)
+    # Exponential (2 s, 4 s, 8 s … capped at 600 s), each with ±50 % jitter.
+    for attempt, delay in enumerate(delays, start=1):
+        nominal = min(600.0, 2.0 * 2 ** (attempt - 1))
+        assert 0.5 * nominal <= delay <= 1.5 * nominal, (attempt, delay)
     syncer.flush(force=True)
     assert states(db) == {("upsert_contact", "done"): 1, ("log_message", "done"): 1}
 
