@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from connector.db import Database, insert_ignore
-from connector.models import Contact, CrmLink, Message, OutboxOp, OutboxStatus, utcnow
+from connector.models import Contact, Message, OutboxOp, OutboxStatus, utcnow
 
 UPSERT_CONTACT, LOG_MESSAGE, WRITE_FIELDS = "upsert_contact", "log_message", "write_fields"
 OPERATIONS = (UPSERT_CONTACT, LOG_MESSAGE, WRITE_FIELDS)  # flush order: contacts first
@@ -23,14 +23,6 @@ OPERATIONS = (UPSERT_CONTACT, LOG_MESSAGE, WRITE_FIELDS)  # flush order: contact
 
 def contact_key(contact: Contact) -> str:
     return contact.wa_id or f"bsuid:{contact.user_id}"
-
-
-def crm_id_of(session: Session, crm: str, kind: str, local_id: int) -> str | None:
-    return session.scalar(
-        select(CrmLink.crm_id).where(
-            CrmLink.crm == crm, CrmLink.kind == kind, CrmLink.local_id == local_id
-        )
-    )
 
 
 def _add(

@@ -250,3 +250,25 @@ def test_unrefreshable_token_defers_without_dead_letters(client: FlaskClient, db
     with db.session() as s:
         row = s.scalars(select(OutboxOp).where(OutboxOp.operation == "upsert_contact")).one()
         assert row.status == "pending" and "refresh failed" in (row.last_error or "")
+
+
+def test_field_writes_fold_per_record_newest_wins(
+    app: Flask, client: FlaskClient, db: Database
+) -> None:
+    """KPI write-back rides the same outbox: pending writes to one record fold into one."""
+    post(client, inbound("wamid.kpi", at()))
+    build_syncer(app).flush(force=True)
+    with db.engine.connect() as conn:
+        crm_id = str(conn.execute(select(local.contacts.c.id)).scalar_one())
+    with db.session() as s:
+        outbox.enqueue_fields(
+            s, "local", "contact", crm_id, {"frt_median": 40, "csat": 80}, version="v1"
+        )
+        outbox.enqueue_fields(s, "local", "contact", crm_id, {"frt_median": 42}, version="v2")
+        outbox.enqueue_fields(s, "local", "contact", "999", {"csat": 1}, version="v1")
+    report = build_syncer(app).flush(force=True)
+    assert report.calls == 1 and report.done == 2 and report.dead == 1
+    with db.engine.connect() as conn:
+        fields = conn.execute(select(local.contacts.c.fields)).scalar_one()
+    assert fields == {"frt_median": 42, "csat": 80}
+    assert "record not found" in outbox.status(db).dead[0]["error"]
