@@ -206,6 +206,25 @@ def phone_search(pairs: Sequence[tuple[str, str]], id_property: str) -> dict[str
     }
 
 
+def phone_search_in(numbers: Sequence[str], id_property: str, after: str) -> dict[str, Any]:
+    """Contacts whose phone, mobile or WhatsApp number is one of ``numbers`` (``+wa_id``).
+
+    One filterGroup per property, each with one ``IN`` filter: many numbers per call
+    instead of about two with one ``EQ`` group per (number, property) pair.
+    """
+    groups = [
+        {"filters": [{"propertyName": prop, "operator": "IN", "values": list(numbers)}]}
+        for prop in PHONE_PROPERTIES
+    ]
+    return {
+        "filterGroups": groups,
+        "properties": [id_property, *PHONE_PROPERTIES, "createdate"],
+        "sorts": [],
+        "limit": 200,
+        "after": after,
+    }
+
+
 def deal_search(since: datetime | None, after: str) -> dict[str, Any]:
     """Deals modified at or after ``since``, oldest first (so a 10k window can resume)."""
     filters = []

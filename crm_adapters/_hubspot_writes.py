@@ -17,6 +17,7 @@ from crm_adapters._hubspot_payloads import (
     contact_upsert_input,
     parse_batch,
     phone_search,
+    phone_search_in,
     read_by_unique,
 )
 from crm_adapters._hubspot_transport import DEFAULT_BUCKET, SEARCH_BUCKET, Transport
@@ -25,6 +26,7 @@ from crm_adapters.errors import Permanent
 
 Resolved = tuple[dict[str, str], list[Rejected]]
 SEARCH_GROUPS = 5  # filterGroups per search request, safe under every documented version
+SEARCH_IN_VALUES = 50  # numbers per IN filter (HubSpot documents no cap; see _search_numbers)
 _CONTACTS = "crm.contacts.batch_api"
 _COMMUNICATIONS = "crm.objects.communications.batch_api"
 
@@ -56,20 +58,45 @@ def _match_by_phone(hs: Transport, records: Sequence[ContactRecord], id_property
     """Adopt contacts that predate the connector, matched on ``+wa_id``, and stamp them."""
     if not records:
         return {}, []
-    pairs = [(r.wa_id or "", prop) for r in records for prop in PHONE_PROPERTIES]
     hits: list[Mapping[str, Any]] = []
-    for group in chunks(pairs, SEARCH_GROUPS):
-        body = phone_search(group, id_property)
-        response = hs.sdk(
-            SEARCH_BUCKET, "crm.contacts.search_api", "do_search", public_object_search_request=body
-        )
-        hits.extend(response.get("results") or [])
+    for chunk in chunks([f"+{r.wa_id}" for r in records], SEARCH_IN_VALUES):
+        hits.extend(_search_numbers(hs, chunk, id_property))
     wanted = {f"+{r.wa_id}": r.key for r in records}
     matches = pick_matches(hits, wanted, id_property)
     carrying = {k: str(h["id"]) for k, h in matches.items() if _props(h).get(id_property) == k}
     to_stamp = {k: str(h["id"]) for k, h in matches.items() if k not in carrying}
     stamped, refused = _stamp(hs, to_stamp, id_property)
     return {**carrying, **stamped}, refused
+
+
+def _search_numbers(hs: Transport, numbers: Sequence[str], id_property: str) -> list[Any]:
+    """All contacts carrying one of ``numbers``, by ``IN`` filters, paged.
+
+    HubSpot does not document how many values ``IN`` takes; if it refuses the request,
+    fall back to one ``EQ`` group per (number, property), five groups a call.
+    """
+    hits: list[Any] = []
+    after = "0"
+    try:
+        while True:
+            response = _search(hs, phone_search_in(numbers, id_property, after))
+            hits.extend(response.get("results") or [])
+            after = ((response.get("paging") or {}).get("next") or {}).get("after") or ""
+            if not after:
+                return hits
+    except Permanent:
+        pairs = [(n.lstrip("+"), prop) for n in numbers for prop in PHONE_PROPERTIES]
+        return [
+            hit
+            for group in chunks(pairs, SEARCH_GROUPS)
+            for hit in _search(hs, phone_search(group, id_property)).get("results") or []
+        ]
+
+
+def _search(hs: Transport, body: Mapping[str, Any]) -> Any:
+    return hs.sdk(
+        SEARCH_BUCKET, "crm.contacts.search_api", "do_search", public_object_search_request=body
+    )
 
 
 def _props(hit: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -111,7 +111,8 @@ def test_contacts_batch_read_then_phone_search_then_upsert(
     spec_search = example("contacts-search-by-phone")["request"]["body"]
     assert search.json.keys() == spec_search.keys()  # all five fields the spec requires
     assert search.json["filterGroups"] == [
-        phone_group(p, BOB) for p in ("phone", "mobilephone", "hs_whatsapp_phone_number")
+        {"filters": [{"propertyName": p, "operator": "IN", "values": [f"+{BOB}"]}]}
+        for p in ("phone", "mobilephone", "hs_whatsapp_phone_number")
     ]
     assert (search.json["sorts"], search.json["after"]) == ([], "0")
     assert upsert.inputs == [
@@ -150,7 +151,10 @@ def test_search_match_already_carrying_the_key_needs_no_stamp(
     assert result == BatchResult(ok={ANA: "51"})
     assert [c.path for c in stub.calls] == [f"{CONTACTS}/batch/read", f"{CONTACTS}/search"]
     fixture_groups = example("contacts-search-by-phone")["request"]["body"]["filterGroups"]
-    assert all(group in fixture_groups for group in stub.calls[1].json["filterGroups"])
+    searched = {f["propertyName"] for g in fixture_groups for f in g["filters"]}
+    sent = stub.calls[1].json["filterGroups"]
+    assert {g["filters"][0]["propertyName"] for g in sent} <= searched | {"mobilephone"}
+    assert all(g["filters"][0]["values"] == [f"+{ANA}"] for g in sent)
 
 
 def test_contact_predating_the_connector_is_matched_once_by_phone_and_stamped(
@@ -181,27 +185,54 @@ def test_contact_predating_the_connector_is_matched_once_by_phone_and_stamped(
     assert limiter.buckets == expected_buckets(stub)
 
 
-def test_phone_search_sends_at_most_five_filter_groups(
+def _upsert_echo(call: Any) -> tuple[int, Any]:
+    return 200, batch(
+        {**record(str(n)), "objectWriteTraceId": i["id"]} for n, i in enumerate(call.inputs)
+    )
+
+
+def test_phone_search_packs_many_numbers_per_call(
     adapter: HubSpotAdapter, stub: HubSpotStub
 ) -> None:
     stub.reply("POST", f"{CONTACTS}/batch/read", EMPTY_READ)
     stub.reply("POST", f"{CONTACTS}/search", (200, {"total": 0, "results": []}))
+    stub.on("POST", f"{CONTACTS}/batch/upsert", _upsert_echo)
+    keys = [f"4477009{n:05d}" for n in range(100)]
+
+    result = adapter.upsert_contacts([ContactRecord(key=k, wa_id=k) for k in keys])
+
+    assert set(result.ok) == set(keys)
+    searches = stub.to(f"{CONTACTS}/search")
+    assert [len(c.json["filterGroups"]) for c in searches] == [3, 3]  # one IN per property
+    assert [len(c.json["filterGroups"][0]["filters"][0]["values"]) for c in searches] == [50, 50]
+
+
+def test_phone_search_falls_back_to_eq_groups_if_in_is_refused(
+    adapter: HubSpotAdapter, stub: HubSpotStub
+) -> None:
+    stub.reply("POST", f"{CONTACTS}/batch/read", EMPTY_READ)
+    refused = {
+        "status": "error",
+        "category": "VALIDATION_ERROR",
+        "message": "Too many values for IN",
+        "correlationId": "c-1",
+    }
     stub.on(
         "POST",
-        f"{CONTACTS}/batch/upsert",
+        f"{CONTACTS}/search",
         lambda call: (
-            200,
-            batch(
-                {**record(str(n)), "objectWriteTraceId": i["id"]} for n, i in enumerate(call.inputs)
-            ),
+            (400, refused)
+            if call.json["filterGroups"][0]["filters"][0]["operator"] == "IN"
+            else (200, {"total": 0, "results": []})
         ),
     )
+    stub.on("POST", f"{CONTACTS}/batch/upsert", _upsert_echo)
 
     result = adapter.upsert_contacts([ContactRecord(key=k, wa_id=k) for k in (ANA, BOB)])
 
     assert set(result.ok) == {ANA, BOB}
     searches = stub.to(f"{CONTACTS}/search")
-    assert [len(c.json["filterGroups"]) for c in searches] == [5, 1]  # 2 numbers x 3 properties
+    assert [len(c.json["filterGroups"]) for c in searches] == [3, 5, 1]  # IN, then 2 x 3 EQ
 
 
 def test_bsuid_only_contact_is_upserted_by_the_key_without_phone_search(
