@@ -49,10 +49,6 @@ def adapter(stub: HubSpotStub, limiter: RecordingLimiter) -> HubSpotAdapter:
     return make_adapter(stub, limiter)
 
 
-def phone_group(prop: str, wa_id: str) -> dict[str, Any]:
-    return {"filters": [{"propertyName": prop, "operator": "EQ", "value": f"+{wa_id}"}]}
-
-
 def message(key: str, **overrides: Any) -> MessageRecord:
     values: dict[str, Any] = {
         "key": key,
