@@ -148,6 +148,20 @@ class LocalAdapter:
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         return dialect.insert
 
+    def _insert_keyed(
+        self, table: Table, rows: list[dict[str, Any]], keys: list[str]
+    ) -> dict[str, str]:
+        """Insert rows new by ``key`` (a retry inserts nothing) and return key → id."""
+        with self.engine.begin() as conn:
+            if rows:
+                conn.execute(
+                    self._insert()(table)
+                    .values(rows)
+                    .on_conflict_do_nothing(index_elements=["key"])
+                )
+            found = conn.execute(select(table.c.key, table.c.id).where(table.c.key.in_(keys)))
+            return {key: str(row_id) for key, row_id in found}
+
     def upsert_contacts(self, batch: list[ContactRecord]) -> BatchResult:
         """Create missing contacts by key; existing ones keep their id (idempotent)."""
         now = datetime.now(UTC).replace(tzinfo=None)
@@ -162,19 +176,7 @@ class LocalAdapter:
             }
             for r in batch
         ]
-        with self.engine.begin() as conn:
-            if rows:
-                conn.execute(
-                    self._insert()(contacts)
-                    .values(rows)
-                    .on_conflict_do_nothing(index_elements=["key"])
-                )
-            found = conn.execute(
-                select(contacts.c.key, contacts.c.id).where(
-                    contacts.c.key.in_([r.key for r in batch])
-                )
-            )
-            ids = {key: str(cid) for key, cid in found}
+        ids = self._insert_keyed(contacts, rows, [r.key for r in batch])
         return BatchResult(ok={r.key: ids[r.key] for r in batch if r.key in ids})
 
     def log_messages(self, batch: list[MessageRecord]) -> BatchResult:
@@ -196,26 +198,13 @@ class LocalAdapter:
             }
             for m in good
         ]
-        with self.engine.begin() as conn:
-            if rows:
-                conn.execute(
-                    self._insert()(messages)
-                    .values(rows)
-                    .on_conflict_do_nothing(index_elements=["key"])
-                )
-            found = dict(
-                conn.execute(
-                    select(messages.c.key, messages.c.id).where(
-                        messages.c.key.in_([m.key for m in good])
-                    )
-                ).all()
-            )
+        found = self._insert_keyed(messages, rows, [m.key for m in good])
         rejected = tuple(
             Rejected(key=m.key, message="unknown contact id", code="INVALID_ID")
             for m in batch
             if m not in good
         )
-        return BatchResult(ok={k: str(v) for k, v in found.items()}, rejected=rejected)
+        return BatchResult(ok=found, rejected=rejected)
 
     def write_fields(self, object_type: str, rows: list[FieldWrite]) -> BatchResult:
         table = _RECORD_TABLES.get(object_type)
