@@ -12,6 +12,7 @@ from flask import Flask, Response, g, request
 
 from connector import db, errors, logs, queue
 from connector.config import Settings
+from connector.config_file import load_file_config
 
 ENV_PREFIXES = ("WACRM_", "WHATSAPP_", "TWILIO_", "HUBSPOT_", "SALESFORCE_")
 
@@ -27,6 +28,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["wacrm.settings"] = settings
     app.extensions["wacrm.env"] = env  # adapters read their own settings from it
+    app.extensions["wacrm.file_config"] = load_file_config(settings.config_file)
     if not app.testing:
         logs.configure(settings.log_level, json=settings.log_json, pii=settings.log_pii)
     db.init_app(app, settings.database_url)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from connector.errors import ConfigError
@@ -60,6 +64,27 @@ class Settings(BaseModel):
         timedelta(milliseconds=250), alias="WACRM_SYNC_POLL_INTERVAL"
     )
     pull_interval: timedelta = Field(timedelta(minutes=15), alias="WACRM_PULL_INTERVAL")
+    # KPIs (DESIGN §4): windows, targets, attribution, costs, schedule.
+    config_file: str | None = Field(None, alias="WACRM_CONFIG_FILE")
+    timezone: str = Field("UTC", alias="WACRM_TIMEZONE")
+    currency: str = Field("USD", alias="WACRM_CURRENCY", pattern="^[A-Z]{3}$")
+    go_live: date | None = Field(None, alias="WACRM_GO_LIVE")
+    fcr_window: timedelta = Field(timedelta(days=7), alias="WACRM_FCR_WINDOW")
+    reply_window: timedelta = Field(timedelta(hours=72), alias="WACRM_REPLY_WINDOW")
+    attribution_window: timedelta = Field(timedelta(days=30), alias="WACRM_ATTRIBUTION_WINDOW")
+    attribution_model: str = Field(
+        "last_touch", alias="WACRM_ATTRIBUTION_MODEL", pattern="^(last_touch|first_touch|linear)$"
+    )
+    frt_target: timedelta = Field(timedelta(minutes=15), alias="WACRM_FRT_TARGET")
+    resolution_target: timedelta = Field(timedelta(seconds=510), alias="WACRM_RESOLUTION_TARGET")
+    setup_cost: Decimal = Field(Decimal(0), alias="WACRM_SETUP_COST", ge=0)
+    monthly_cost: Decimal = Field(Decimal(0), alias="WACRM_MONTHLY_COST", ge=0)
+    hourly_rate: Decimal = Field(Decimal(0), alias="WACRM_HOURLY_RATE", ge=0)
+    minutes_saved: Decimal = Field(Decimal(0), alias="WACRM_MINUTES_SAVED", ge=0)
+    kpi_schedule: str = Field("15m", alias="WACRM_KPI_SCHEDULE")
+    kpi_full_schedule: str = Field("0 3 * * *", alias="WACRM_KPI_FULL_SCHEDULE")
+    surveys: str = Field("off", alias="WACRM_SURVEYS", pattern="^(off|csat|nps|csat,nps|nps,csat)$")
+    survey_window: timedelta = Field(timedelta(hours=24), alias="WACRM_SURVEY_WINDOW")
     log_level: str = Field("INFO", alias="WACRM_LOG_LEVEL")
     log_json: bool = Field(True, alias="WACRM_LOG_JSON")
     log_pii: bool = Field(False, alias="WACRM_LOG_PII")
@@ -73,6 +98,12 @@ class Settings(BaseModel):
         "sync_max_delay",
         "sync_poll_interval",
         "pull_interval",
+        "fcr_window",
+        "reply_window",
+        "attribution_window",
+        "frt_target",
+        "resolution_target",
+        "survey_window",
         mode="before",
     )
     @classmethod
@@ -86,6 +117,23 @@ class Settings(BaseModel):
         for prefix in ("postgresql://", "postgres://"):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (IANA name, e.g. Europe/Berlin)"
+            ) from None
+        return value
+
+    @field_validator("kpi_schedule", "kpi_full_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        schedule_trigger(value)
         return value
 
     @field_validator("admin_token", "app_secret", "verify_token")
@@ -107,6 +155,27 @@ class Settings(BaseModel):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def survey_kinds(self) -> tuple[str, ...]:
+        return () if self.surveys == "off" else tuple(sorted(self.surveys.split(",")))
+
+
+def schedule_trigger(value: str) -> IntervalTrigger | CronTrigger:
+    """``"15m"`` (every 15 minutes) or a five-field cron line (``"*/10 * * * *"``), in UTC."""
+    if len(value.split()) == 5:
+        try:
+            return CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"bad cron line {value!r}: {exc}") from None
+    seconds = parse_duration(value).total_seconds()
+    if seconds <= 0:
+        raise ValueError("interval must be positive")
+    return IntervalTrigger(seconds=seconds, timezone="UTC")
 
 
 _ALIASES = {f.alias for f in Settings.model_fields.values() if f.alias}

@@ -7,7 +7,7 @@ others, leaves the same rows. Messages are unique by wamid, statuses by (wamid, 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
@@ -17,7 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from connector import metrics, outbox
+from connector import attribution, costs, metrics, outbox, surveys
+from connector.config import Settings
+from connector.config_file import FileConfig
 from connector.contacts import change_number, resolve_contact
 from connector.conversations import place, resegment
 from connector.db import Database, insert_ignore
@@ -47,11 +49,29 @@ logger = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class Rules:
+    """What normalising needs beyond segmentation: attribution, surveys, prices."""
+
+    attribution_window: timedelta = timedelta(days=30)
+    survey_window: timedelta = timedelta(hours=24)
+    rate_card: costs.Prices = field(default_factory=costs.Prices)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, file_config: FileConfig) -> Rules:
+        return cls(
+            attribution_window=settings.attribution_window,
+            survey_window=settings.survey_window,
+            rate_card=costs.Prices.from_config(file_config.rate_card, settings.currency),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Ctx:
     window: timedelta
     now: datetime
     event_id: int | None = None
     crm: str | None = None  # enqueue CRM operations for this CRM (None: don't)
+    rules: Rules = field(default_factory=Rules)
 
 
 def parse_event(provider: str, body: bytes, received_at: datetime) -> ParseResult:
@@ -63,15 +83,22 @@ def parse_event(provider: str, body: bytes, received_at: datetime) -> ParseResul
 
 
 def process_event(
-    db: Database, event_id: int, *, window: timedelta, max_attempts: int, crm: str | None = None
+    db: Database,
+    event_id: int,
+    *,
+    window: timedelta,
+    max_attempts: int,
+    crm: str | None = None,
+    rules: Rules | None = None,
 ) -> str:
     """Normalise one pending inbox row; on failure count the attempt and leave it pending."""
     log = logger.bind(event_id=event_id)
     try:
         with db.session() as session:
-            return _process(
-                session, event_id, Ctx(window=window, now=utcnow(), event_id=event_id, crm=crm)
+            ctx = Ctx(
+                window=window, now=utcnow(), event_id=event_id, crm=crm, rules=rules or Rules()
             )
+            return _process(session, event_id, ctx)
     except SQLAlchemyError as exc:
         log.warning("event_processing_failed", error_type=type(exc).__name__)
         with db.session() as session:
@@ -93,6 +120,7 @@ def process_batch(
     window: timedelta,
     max_attempts: int,
     crm: str | None = None,
+    rules: Rules | None = None,
 ) -> dict[int, str]:
     """Normalise several inbox rows in one transaction (a savepoint each): one commit, not N.
 
@@ -101,12 +129,18 @@ def process_batch(
     """
     if len(event_ids) == 1:
         only = event_ids[0]
-        return {only: process_event(db, only, window=window, max_attempts=max_attempts, crm=crm)}
+        return {
+            only: process_event(
+                db, only, window=window, max_attempts=max_attempts, crm=crm, rules=rules
+            )
+        }
     results: dict[int, str] = {}
     try:
         with db.session() as session:
             for event_id in event_ids:
-                ctx = Ctx(window=window, now=utcnow(), event_id=event_id, crm=crm)
+                ctx = Ctx(
+                    window=window, now=utcnow(), event_id=event_id, crm=crm, rules=rules or Rules()
+                )
                 with session.begin_nested():
                     results[event_id] = _process(session, event_id, ctx)
         return results
@@ -115,7 +149,7 @@ def process_batch(
             "batch_failed_retrying_singly", count=len(event_ids), error_type=type(exc).__name__
         )
         return {
-            i: process_event(db, i, window=window, max_attempts=max_attempts, crm=crm)
+            i: process_event(db, i, window=window, max_attempts=max_attempts, crm=crm, rules=rules)
             for i in event_ids
         }
 
@@ -196,8 +230,9 @@ def record_inbound(session: Session, msg: InboundMessage, ctx: Ctx) -> None:
     place(session, row, window=ctx.window, now=ctx.now)
     _enqueue(session, ctx, row)
     metrics.MESSAGES.labels("inbound").inc()
-    if row.conversation_id is not None and msg.referral is not None:
-        _attribute_referral(session, row)
+    if row.conversation_id is not None and not is_system:
+        attribution.on_inbound(session, row, window=ctx.rules.attribution_window)
+        surveys.on_inbound(session, row, msg, window=ctx.rules.survey_window)
 
 
 def _enqueue(session: Session, ctx: Ctx, row: Message) -> None:
@@ -212,13 +247,6 @@ def _media(msg: InboundMessage) -> dict[str, Any] | None:
         return None
     fields = ("id", "url", "mime_type", "sha256", "filename", "caption", "voice")
     return {k: getattr(media, k) for k in fields if getattr(media, k) not in (None, False)}
-
-
-def _attribute_referral(session: Session, row: Message) -> None:
-    conv = session.get(Conversation, row.conversation_id)
-    if conv is not None and conv.referral is None and conv.opened_at == row.timestamp:
-        conv.referral = row.referral
-        conv.attribution_source = conv.attribution_source or "ctwa_referral"
 
 
 def record_status(session: Session, st: StatusUpdate, ctx: Ctx) -> None:
@@ -257,6 +285,8 @@ def record_status(session: Session, st: StatusUpdate, ctx: Ctx) -> None:
         apply_statuses(session, row, own_clock=row.sender_kind == SenderKind.UNKNOWN)
         if row.timestamp != before:
             resegment(session, row, window=ctx.window, now=ctx.now)
+    costs.price_message(session, row, contact, ctx.rules.rate_card)
+    surveys.on_status(session, row)
     if st.conversation is not None and row.conversation_id is not None:
         conv = session.get(Conversation, row.conversation_id)
         if conv is not None and conv.pricing_conversation_id is None:

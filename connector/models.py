@@ -158,6 +158,10 @@ class Campaign(Base):
     spend: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
     currency: Mapped[str | None] = mapped_column(String(8))
     updated_at: Mapped[datetime | None]
+    # Click-to-WhatsApp ad ids / referral source ids that mean "this campaign".
+    source_ids: Mapped[list[str] | None] = mapped_column(JSON)
+    template_name: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[datetime | None]
 
 
 class Deal(Base):
@@ -191,6 +195,9 @@ class Conversation(Base):
             "opened_at",
         ),
         Index("ix_conversations_status_last", "status", "last_message_at"),
+        Index("ix_conversations_agent", "agent_id"),
+        Index("ix_conversations_campaign", "campaign_id"),
+        Index("ix_conversations_deal", "deal_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -205,8 +212,16 @@ class Conversation(Base):
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"))
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
+    # Why the conversation carries its campaign tag (explicit · ctwa_referral · template ·
+    # campaign_send · link_click) and its deal tag (explicit · crm · single_open_deal).
     attribution_source: Mapped[str | None] = mapped_column(String(32))
+    deal_source: Mapped[str | None] = mapped_column(String(32))
     referral: Mapped[dict[str, Any] | None]
+    # Bot → human handoff (frt_human starts at the later of this and the first inbound).
+    handoff_at: Mapped[datetime | None]
+    # FCR: a conversation reopened after a resolution or moved between agents is not FCR.
+    reopens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    transfers: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     pricing_conversation_id: Mapped[str | None] = mapped_column(String(128))
     pricing_category: Mapped[str | None] = mapped_column(String(32))
 
@@ -222,6 +237,7 @@ class Message(Base):
     __table_args__ = (
         Index("ix_messages_conversation_ts", "conversation_id", "timestamp"),
         Index("ix_messages_contact_ts", "contact_id", "timestamp"),
+        Index("ix_messages_campaign", "campaign_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -249,6 +265,8 @@ class Message(Base):
     pricing_category: Mapped[str | None] = mapped_column(String(32))
     pricing_model: Mapped[str | None] = mapped_column(String(16))
     billable: Mapped[bool | None] = mapped_column(Boolean)
+    # Price of a billable message from the rate card, in the account currency.
+    cost: Mapped[Decimal | None] = mapped_column(Numeric(14, 6))
     referral: Mapped[dict[str, Any] | None]
     reply_to_wamid: Mapped[str | None] = mapped_column(String(256))
     forwarded: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -357,6 +375,148 @@ class SyncCursor(Base):
 
 class DealContact(Base):
     __tablename__ = "deal_contacts"
+    __table_args__ = (Index("ix_deal_contacts_contact", "contact_id"),)
 
     deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id"), primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), primary_key=True)
+
+
+class AgentPresence(Base):
+    """When an agent was available; ``ended_at`` is None while they still are."""
+
+    __tablename__ = "agent_presence"
+    __table_args__ = (Index("ix_agent_presence_agent_started", "agent_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class TrackedLink(Base):
+    """A short link ``/r/<token>`` that records a click and redirects to ``url``."""
+
+    __tablename__ = "tracked_links"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LinkClick(Base):
+    __tablename__ = "link_clicks"
+    __table_args__ = (Index("ix_link_clicks_contact_clicked", "contact_id", "clicked_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("tracked_links.id"))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    clicked_at: Mapped[datetime]
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+
+
+class Survey(Base):
+    """A CSAT or NPS question sent after a conversation resolved."""
+
+    __tablename__ = "surveys"
+    __table_args__ = (UniqueConstraint("conversation_id", "kind", name="uq_surveys_conv_kind"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    kind: Mapped[str] = mapped_column(String(8))
+    scale: Mapped[int] = mapped_column(Integer)
+    wamid: Mapped[str | None] = mapped_column(String(256))
+    sent_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class SurveyResponse(Base):
+    """One answer per (conversation, kind); a later answer replaces an earlier one."""
+
+    __tablename__ = "survey_responses"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "kind", name="uq_survey_responses_conv_kind"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    kind: Mapped[str] = mapped_column(String(8))
+    score: Mapped[int] = mapped_column(Integer)
+    scale: Mapped[int] = mapped_column(Integer)
+    answered_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(16))
+    wamid: Mapped[str | None] = mapped_column(String(256))
+
+
+class FieldMapping(Base):
+    """Which KPI of which scope lands in which CRM field, and how it is transformed."""
+
+    __tablename__ = "field_mappings"
+    __table_args__ = (
+        UniqueConstraint("crm", "scope", "object_type", "field", name="uq_field_mappings_target"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kpi: Mapped[str] = mapped_column(String(64))
+    stat: Mapped[str] = mapped_column(String(16), default="mean")
+    scope: Mapped[str] = mapped_column(String(16))
+    crm: Mapped[str] = mapped_column(String(32))
+    object_type: Mapped[str] = mapped_column(String(64))
+    field: Mapped[str] = mapped_column(String(128))
+    transform: Mapped[str] = mapped_column(String(32), default="none")
+    period: Mapped[str] = mapped_column(String(16), default="all")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    source: Mapped[str] = mapped_column(String(16), default="api")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class KpiValue(Base):
+    """The last computed value of one KPI for one scope and period."""
+
+    __tablename__ = "kpi_values"
+    __table_args__ = (
+        UniqueConstraint("scope", "scope_id", "kpi", "period", name="uq_kpi_values_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    scope_id: Mapped[str] = mapped_column(String(128))
+    kpi: Mapped[str] = mapped_column(String(64))
+    period: Mapped[str] = mapped_column(String(32))
+    value: Mapped[float | None] = mapped_column(Float)
+    data: Mapped[dict[str, Any] | None]
+    computed_at: Mapped[datetime]
+
+
+class CrmFieldWrite(Base):
+    """The last value a CRM accepted for one field of one record: unchanged values are skipped."""
+
+    __tablename__ = "crm_field_writes"
+    __table_args__ = (
+        UniqueConstraint("crm", "object_type", "crm_id", "field", name="uq_crm_field_writes_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    crm: Mapped[str] = mapped_column(String(32))
+    object_type: Mapped[str] = mapped_column(String(64))
+    crm_id: Mapped[str] = mapped_column(String(128))
+    field: Mapped[str] = mapped_column(String(128))
+    value: Mapped[str | None] = mapped_column(Text)
+    written_at: Mapped[datetime]
+
+
+class KpiDirty(Base):
+    """A scope whose KPIs may have changed since the last scheduled recompute."""
+
+    __tablename__ = "kpi_dirty"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    scope_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    touched_at: Mapped[datetime]

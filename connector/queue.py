@@ -144,6 +144,7 @@ def make_huey(settings: Settings, *, immediate: bool = False) -> Huey:
 
 def init_app(app: Flask, settings: Settings) -> None:
     huey = make_huey(settings, immediate=bool(app.config.get("QUEUE_IMMEDIATE")))
+    rules = ingest.Rules.from_settings(settings, app.extensions["wacrm.file_config"])
 
     # A database error (deadlock, failover) leaves a row pending: retry soon rather than
     # wait for the sweep, which remains the backstop if the retries run out.
@@ -155,6 +156,7 @@ def init_app(app: Flask, settings: Settings) -> None:
             window=settings.auto_resolve_after,
             max_attempts=settings.max_attempts,
             crm=settings.crm,
+            rules=rules,
         )
         pending = [i for i, status in results.items() if status == EventStatus.PENDING]
         if pending:

@@ -17,9 +17,10 @@ from urllib.parse import urlencode
 from tqdm import tqdm
 
 from connector import inbox, ingest
+from connector.config_file import FileConfig
 from connector.db import get_db
 from connector.models import EventStatus
-from connector.settings_ext import settings_of
+from connector.settings_ext import file_config_of, settings_of
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -105,6 +106,7 @@ def replay_path(
     app: Flask, source: Path, *, provider: str = "auto", progress: bool = True
 ) -> ReplayStats:
     db, settings, stats = get_db(app), settings_of(app), ReplayStats()
+    file_config = file_config_of(app)
     paths = files_of(source)
     total = sum(p.stat().st_size for p in paths)
     stored: list[int] = []
@@ -115,8 +117,8 @@ def replay_path(
                 if raw and (event_id := _store(db, path, raw, provider, stats)) is not None:
                     stored.append(event_id)
                 if len(stored) >= BATCH:
-                    _process(db, settings, stored, stats)
-        _process(db, settings, stored, stats)
+                    _process(db, settings, file_config, stored, stats)
+        _process(db, settings, file_config, stored, stats)
     return stats
 
 
@@ -136,7 +138,13 @@ def _store(db: Database, path: Path, raw: bytes, provider: str, stats: ReplaySta
     )
 
 
-def _process(db: Database, settings: Settings, stored: list[int], stats: ReplayStats) -> None:
+def _process(
+    db: Database,
+    settings: Settings,
+    file_config: FileConfig,
+    stored: list[int],
+    stats: ReplayStats,
+) -> None:
     if not stored:
         return
     results = ingest.process_batch(
@@ -145,6 +153,7 @@ def _process(db: Database, settings: Settings, stored: list[int], stats: ReplayS
         window=settings.auto_resolve_after,
         max_attempts=settings.max_attempts,
         crm=settings.crm,
+        rules=ingest.Rules.from_settings(settings, file_config),
     )
     stored.clear()
     for status in results.values():
