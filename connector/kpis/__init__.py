@@ -8,6 +8,7 @@ number id for ``phone_number``); ``report`` speaks external ids (agent external 
 campaign key, deal key, contact wa_id) and adds baselines.
 """
 
+from connector.kpis.engine import KPI_NAMES, compute
 from connector.kpis.options import MODELS, SCOPES, KpiOptions, Period
 
-__all__ = ["MODELS", "SCOPES", "KpiOptions", "Period"]
+__all__ = ["KPI_NAMES", "MODELS", "SCOPES", "KpiOptions", "Period", "compute"]

@@ -1,0 +1,169 @@
+"""Run every KPI family for one scope and period, then derive the ratios between them."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from connector.kpis import messaging, revenue, satisfaction, support, utilization
+from connector.kpis.business_hours import Calendar
+from connector.kpis.options import KpiOptions, Period
+from connector.kpis.query import Query
+from connector.kpis.sql import EMPTY
+from connector.models import Conversation, Message
+
+DURATIONS = ("frt", "frt_human", "reply_time", "art")
+BUSINESS_HOURS = tuple(f"{name}_bh" for name in DURATIONS)
+COUNTS = (
+    "unanswered_conversations",
+    "resolved_conversations",
+    "conversation_volume",
+    "message_volume",
+    "inbound_messages",
+    "outbound_messages",
+    "automated_resolutions",
+    "recipients",
+    "new_customers",
+)
+MONEY = (
+    "attributed_revenue",
+    "messaging_cost",
+    "campaign_spend",
+    "revenue_per_recipient",
+    "cpa",
+    "time_saved_value",
+    "integration_cost",
+)
+RATES = (
+    "fcr_rate",
+    "repeat_contact_rate",
+    "csat",
+    "csat_mean",
+    "csat_response_rate",
+    "nps",
+    "agent_utilization",
+    "frt_sla_met_rate",
+    "resolution_sla_met_rate",
+    "automation_rate",
+    "delivery_rate",
+    "read_rate",
+    "failure_rate",
+    "reply_rate",
+    "ctr",
+    "conversion_rate",
+    "roi",
+    "retention_rate",
+    "churn_rate",
+)
+KPI_NAMES = (*DURATIONS, *BUSINESS_HOURS, *COUNTS, *MONEY, *RATES)
+
+Result = dict[str, dict[str, Any]]
+
+
+def compute(
+    session: Session,
+    opts: KpiOptions,
+    scope: str,
+    period: Period,
+    ids: Collection[str] | None = None,
+    *,
+    now: datetime,
+) -> Result:
+    """``{scope_key: {kpi: value}}`` for every key with data (or every key in ``ids``)."""
+    q = Query.build(session, opts, scope, period, ids, now)
+    cal = calendar(q)
+    out: Result = {}
+    families = (
+        support.compute(q, cal),
+        messaging.compute(q),
+        satisfaction.compute(q),
+        revenue.compute(q),
+        utilization.compute(q),
+    )
+    for family in families:
+        for key, values in family.items():
+            out.setdefault(key, {}).update(values)
+    if q.ids is not None:
+        out = {k: v for k, v in out.items() if k in q.ids}
+        for key in q.ids:
+            out.setdefault(key, {})
+    for values in out.values():
+        _complete(values, with_bh=cal is not None)
+        _derive(q, values)
+    return out
+
+
+def calendar(q: Query) -> Calendar | None:
+    hours = q.opts.business_hours
+    if hours is None:
+        return None
+    first = q.period.start or _first_activity(q.session) or q.now
+    last = max(q.period.end or q.now, q.now)
+    return Calendar(hours, q.opts.timezone, first, last)
+
+
+def _first_activity(session: Session) -> datetime | None:
+    return session.scalar(select(func.min(Conversation.opened_at)))
+
+
+def first_message_at(session: Session) -> datetime | None:
+    return session.scalar(select(func.min(Message.timestamp)))
+
+
+def _complete(values: dict[str, Any], *, with_bh: bool) -> None:
+    for name in DURATIONS + (BUSINESS_HOURS if with_bh else ()):
+        values.setdefault(name, EMPTY.as_dict())
+    for name in COUNTS:
+        values.setdefault(name, 0)
+    for name in ("attributed_revenue", "messaging_cost", "campaign_spend"):
+        values.setdefault(name, 0.0)
+    for name in (*RATES, "revenue_per_recipient", "cpa", "time_saved_value", "integration_cost"):
+        values.setdefault(name, None)
+
+
+def _derive(q: Query, values: dict[str, Any]) -> None:
+    revenue_, cost, spend = (
+        values["attributed_revenue"],
+        values["messaging_cost"],
+        values["campaign_spend"],
+    )
+    if values["recipients"]:
+        values["revenue_per_recipient"] = round(revenue_ / values["recipients"], 4)
+    if values["new_customers"]:
+        values["cpa"] = round((cost + spend) / values["new_customers"], 4)
+    if q.scope == "account":
+        _account_roi(q, values)
+    elif q.scope == "campaign":
+        invested = cost + spend
+        values["integration_cost"] = round(invested, 2)
+        values["roi"] = round((revenue_ - invested) / invested * 100, 4) if invested else None
+
+
+def _account_roi(q: Query, values: dict[str, Any]) -> None:
+    try:  # TEMP until connector/kpis/roi.py lands
+        from connector.kpis import roi
+    except ImportError:
+        return
+
+    start = q.period.start or first_message_at(q.session) or q.now
+    end = min(q.period.end or q.now, max(q.now, start))
+    figures = roi.roi_figures(
+        attributed_revenue=Decimal(str(values["attributed_revenue"])),
+        messaging_cost=Decimal(str(values["messaging_cost"])),
+        automated_resolutions=int(values["automated_resolutions"]),
+        opts=q.opts,
+        start=start,
+        end=end,
+    )
+    values["time_saved_value"] = _float(figures["time_saved_value"])
+    values["integration_cost"] = _float(figures["integration_cost"])
+    values["roi"] = _float(figures["roi"])
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else round(float(value), 4)

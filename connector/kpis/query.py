@@ -1,0 +1,100 @@
+"""The shared context of one computation: scope, period, ids, options, clock."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String, and_, cast, func, literal_column, true
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from connector.kpis.options import SCOPES, KpiOptions, Period
+from connector.models import Conversation, Message
+
+ACCOUNT = "account"
+
+# Which column of a conversation (or of a message) says which scope it belongs to.
+_CONVERSATION_COLUMNS = {
+    "agent": Conversation.agent_id,
+    "campaign": Conversation.campaign_id,
+    "deal": Conversation.deal_id,
+    "contact": Conversation.contact_id,
+    "phone_number": Conversation.business_number_id,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    session: Session
+    opts: KpiOptions
+    scope: str
+    period: Period
+    ids: frozenset[str] | None
+    now: datetime
+
+    @classmethod
+    def build(
+        cls,
+        session: Session,
+        opts: KpiOptions,
+        scope: str,
+        period: Period,
+        ids: Collection[str] | None,
+        now: datetime,
+    ) -> Query:
+        if scope not in SCOPES:
+            raise ValueError(f"unknown scope {scope!r}; expected one of {', '.join(SCOPES)}")
+        wanted = None if ids is None else frozenset(str(i) for i in ids)
+        return cls(session, opts, scope, period, wanted, now)
+
+    @property
+    def is_account(self) -> bool:
+        return self.scope == ACCOUNT
+
+    def key(self, column: Any) -> ColumnElement[Any]:
+        """The scope key expression for a row whose scope column is ``column``."""
+        if self.is_account:
+            # An expression, not a bare constant: PostgreSQL refuses GROUP BY 'literal'.
+            return func.lower(literal_column(f"'{ACCOUNT}'"))
+        return cast(column, String) if self.scope != "phone_number" else column
+
+    def conv_key(self, conv: Any = Conversation) -> ColumnElement[Any]:
+        return self.key(self.conv_column(conv))
+
+    def conv_column(self, conv: Any = Conversation) -> Any:
+        return None if self.is_account else getattr(conv, _CONVERSATION_COLUMNS[self.scope].key)
+
+    def message_column(self, msg: Any = Message, conv: Any = Conversation) -> Any:
+        """Messages carry their own agent and campaign; the rest comes from the conversation."""
+        if self.is_account:
+            return None
+        if self.scope == "agent":
+            return msg.agent_id
+        if self.scope == "contact":
+            return msg.contact_id
+        if self.scope == "phone_number":
+            return msg.business_number_id
+        if self.scope == "campaign":
+            return msg.campaign_id  # the send's own campaign; callers coalesce if they want
+        return conv.deal_id
+
+    def only(self, column: Any) -> ColumnElement[bool]:
+        """Restrict to the wanted ids (and to rows that have a key at all)."""
+        if self.is_account or column is None:
+            return true()
+        if self.ids is None:
+            return column.is_not(None)
+        if self.scope == "phone_number":
+            return column.in_(sorted(self.ids))
+        return column.in_(sorted(int(i) for i in self.ids if i.lstrip("-").isdigit()))
+
+    def in_period(self, column: Any) -> ColumnElement[bool]:
+        conds = []
+        if self.period.start is not None:
+            conds.append(column >= self.period.start)
+        if self.period.end is not None:
+            conds.append(column < self.period.end)
+        return and_(*conds) if conds else true()

@@ -1,0 +1,225 @@
+"""Revenue KPIs: conversion, attributed revenue (last/first-touch, linear), CPA, retention.
+
+A won deal's touches are the conversations of its contacts opened within
+``attribution_window`` before it was won. Last-touch credits the latest touch with the
+whole amount, first-touch the earliest, linear splits it evenly. A deal with no touch in
+the window is not attributed to anything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, and_, exists, func, literal, or_, select, union
+from sqlalchemy.orm import aliased
+
+from connector.kpis.options import Period
+from connector.kpis.query import Query
+from connector.kpis.sql import count_if, epoch, percent
+from connector.models import Campaign, Conversation, Deal, DealContact, Message
+
+Result = dict[str, dict[str, Any]]
+
+
+def _put(out: Result, key: Any, name: str, value: Any) -> None:
+    out.setdefault(str(key), {})[name] = value
+
+
+def won_at() -> Any:
+    return func.coalesce(Deal.won_at, Deal.close_date)
+
+
+def compute(q: Query) -> Result:
+    out: Result = {}
+    _conversion(q, out)
+    _attributed(q, out)
+    _spend(q, out)
+    _retention(q, out)
+    return out
+
+
+def _won_after(c: Any, window: float) -> Any:
+    """A won deal of the conversation's contact within ``window`` seconds of its opening."""
+    return exists().where(
+        DealContact.contact_id == c.contact_id,
+        Deal.id == DealContact.deal_id,
+        Deal.is_won.is_(True),
+        won_at() >= c.opened_at,
+        epoch(won_at()) <= epoch(c.opened_at) + window,
+    )
+
+
+def _conversion(q: Query, out: Result) -> None:
+    c = Conversation
+    key = q.conv_key(c)
+    window = q.opts.attribution_window.total_seconds()
+    stmt = (
+        select(key.label("k"), func.count(), count_if(_won_after(c, window)))
+        .select_from(c)
+        .where(q.in_period(c.opened_at), q.only(q.conv_column(c)))
+        .group_by(key)
+    )
+    for k, convs, converted in q.session.execute(stmt):
+        _put(out, k, "conversion_rate", percent(converted, convs))
+
+
+def touches(q: Query) -> Any:
+    """(deal, amount, touch conversation, weight, is-primary) for deals won in the period."""
+    t = aliased(Conversation, name="touch")
+    window = q.opts.attribution_window.total_seconds()
+    model = q.opts.attribution_model
+    order = (
+        (t.opened_at.asc(), t.id.asc())
+        if model == "first_touch"
+        else (t.opened_at.desc(), t.id.desc())
+    )
+    won = won_at()
+    ranked = (
+        select(
+            Deal.id.label("deal_id"),
+            Deal.amount.label("amount"),
+            won.label("won"),
+            t.id.label("conv_id"),
+            t.contact_id.label("contact_id"),
+            func.row_number().over(partition_by=Deal.id, order_by=order).label("rn"),
+            func.count().over(partition_by=Deal.id).label("n"),
+        )
+        .select_from(Deal)
+        .join(DealContact, DealContact.deal_id == Deal.id)
+        .join(t, t.contact_id == DealContact.contact_id)
+        .where(
+            Deal.is_won.is_(True),
+            q.in_period(won),
+            t.opened_at <= won,
+            epoch(t.opened_at) >= epoch(won) - window,
+        )
+        .subquery("ranked")
+    )
+    weight = (1.0 / ranked.c.n) if model == "linear" else literal(1.0)
+    credited = ranked.c.rn == 1 if model != "linear" else literal(True)
+    return (
+        select(
+            ranked.c.deal_id,
+            ranked.c.amount,
+            ranked.c.won,
+            ranked.c.conv_id,
+            ranked.c.contact_id,
+            weight.label("weight"),
+            (ranked.c.rn == 1).label("primary"),
+        )
+        .where(credited)
+        .subquery("touches")
+    )
+
+
+def _attributed(q: Query, out: Result) -> None:
+    c = Conversation
+    tt = touches(q)
+    key = q.conv_key(c)
+    earlier = aliased(Deal, name="earlier")
+    earlier_link = aliased(DealContact, name="earlier_link")
+    first_win = ~exists().where(
+        earlier_link.contact_id == tt.c.contact_id,
+        earlier.id == earlier_link.deal_id,
+        earlier.is_won.is_(True),
+        or_(
+            func.coalesce(earlier.won_at, earlier.close_date) < tt.c.won,
+            and_(
+                func.coalesce(earlier.won_at, earlier.close_date) == tt.c.won,
+                earlier.id < tt.c.deal_id,
+            ),
+        ),
+    )
+    stmt = (
+        select(
+            key.label("k"),
+            func.sum(func.coalesce(tt.c.amount, 0) * tt.c.weight).label("revenue"),
+            func.count(func.distinct(_if(and_(tt.c.primary, first_win), tt.c.contact_id))),
+        )
+        .select_from(tt)
+        .join(c, c.id == tt.c.conv_id)
+        .where(q.only(q.conv_column(c)))
+        .group_by(key)
+    )
+    for k, revenue, new_customers in q.session.execute(stmt):
+        _put(out, k, "attributed_revenue", round(float(revenue or 0), 2))
+        _put(out, k, "new_customers", int(new_customers or 0))
+
+
+def _if(cond: Any, value: Any) -> Any:
+    from sqlalchemy import case
+
+    return case((cond, value))
+
+
+def _spend(q: Query, out: Result) -> None:
+    """Campaign spend counts where the campaign was active in the period (sent or tagged)."""
+    if q.scope not in ("account", "campaign"):
+        return
+    m, c = Message, Conversation
+    active = union(
+        select(m.campaign_id.label("cid")).where(
+            m.campaign_id.is_not(None), q.in_period(m.timestamp)
+        ),
+        select(c.campaign_id.label("cid")).where(
+            c.campaign_id.is_not(None), q.in_period(c.opened_at)
+        ),
+    ).subquery("active")
+    key = q.key(Campaign.id)
+    stmt = (
+        select(key.label("k"), func.sum(func.coalesce(Campaign.spend, 0)))
+        .select_from(Campaign)
+        .join(active, active.c.cid == Campaign.id)
+        .where(q.only(Campaign.id))
+        .group_by(key)
+    )
+    for k, spend in q.session.execute(stmt):
+        _put(out, k, "campaign_spend", round(float(spend or 0), 2))
+
+
+def _active(q: Query, period: Period) -> Select[Any]:
+    c = Conversation
+    conds = [q.only(q.conv_column(c))]
+    if period.start is not None:
+        conds.append(c.opened_at >= period.start)
+    if period.end is not None:
+        conds.append(c.opened_at < period.end)
+    conv = (
+        select(q.conv_key(c).label("k"), c.contact_id.label("contact_id"))
+        .select_from(c)
+        .where(*conds)
+    )
+    if not q.is_account:
+        return conv
+    won = won_at()
+    deals = (
+        select(q.key(None).label("k"), DealContact.contact_id.label("contact_id"))
+        .join(Deal, Deal.id == DealContact.deal_id)
+        .where(Deal.is_won.is_(True), won >= period.start, won < period.end)
+    )
+    return union(conv, deals)  # type: ignore[return-value]
+
+
+def _retention(q: Query, out: Result) -> None:
+    """Contacts active in the previous period (same length) who are active again in this one."""
+    if q.period.start is None or q.period.end is None:
+        return
+    previous = _active(q, q.period.previous()).subquery("previous")
+    current = _active(q, q.period).subquery("current")
+    stmt = (
+        select(
+            previous.c.k,
+            func.count(func.distinct(previous.c.contact_id)),
+            func.count(func.distinct(current.c.contact_id)),
+        )
+        .select_from(previous)
+        .outerjoin(
+            current,
+            and_(current.c.k == previous.c.k, current.c.contact_id == previous.c.contact_id),
+        )
+        .group_by(previous.c.k)
+    )
+    for k, before, again in q.session.execute(stmt):
+        rate = percent(again, before)
+        _put(out, k, "retention_rate", rate)
+        _put(out, k, "churn_rate", None if rate is None else round(100.0 - rate, 4))

@@ -1,0 +1,108 @@
+"""Support KPIs pinned by a hand-worked timeline (T0 = Monday 2026-03-02 09:00 UTC).
+
+Conversations (every one is resolved by timeout at its last message: the run's clock is
+months later):
+  A  wa 1, customer: in 09:00:00, in 09:00:30, bot 09:01:00, in 09:05:00, alice 09:09:00,
+     in 09:10:00, alice 09:20:00
+  B  wa 2, customer: in 10:00:00, never answered
+  C  wa 1, customer, Wednesday: in 09:00:00, bob 09:00:10  (A's contact is back within 7 d)
+  D  wa 3, business: campaign template 11:00, in 11:30, carol 11:45
+  E  wa 4, customer: in 14:00:00, bot 14:00:05
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from connector.kpis import Period
+from tests.kpis.timeline import Timeline
+from tests.payloads import at
+
+WA1, WA2, WA3, WA4 = "16505550001", "16505550002", "16505550003", "16505550004"
+
+
+@pytest.fixture
+def timeline(client: Any, signer: Any, auth: dict[str, str], db: Any) -> Timeline:
+    t = Timeline(client, signer, auth, db)
+    t.inbound(WA1, at(0))
+    t.inbound(WA1, at(0.5))
+    t.outbound(WA1, at(1), sender_kind="bot")
+    t.inbound(WA1, at(5))
+    t.outbound(WA1, at(9), agent_id="alice")
+    t.inbound(WA1, at(10))
+    t.outbound(WA1, at(20), agent_id="alice")
+    t.inbound(WA2, at(60))
+    t.inbound(WA1, at(days=2))
+    t.outbound(WA1, at(days=2, minutes=10 / 60), agent_id="bob")
+    t.outbound(
+        WA3, at(120), campaign_id="spring", template={"name": "promo", "language": "en"}
+    )
+    t.inbound(WA3, at(150))
+    t.outbound(WA3, at(165), agent_id="carol")
+    t.inbound(WA4, at(300))
+    t.outbound(WA4, at(300 + 5 / 60), sender_kind="bot")
+    return t
+
+
+def test_account_support_kpis(timeline: Timeline) -> None:
+    k = timeline.kpis()["account"]
+    # frt over customer-initiated, answered: A 60 s, C 10 s, E 5 s; B is unanswered.
+    # sorted [5, 10, 60]: mean 75/3 = 25, median 10, p90 at 0.9·2 = 1.8 → 10 + 0.8·50 = 50
+    assert k["frt"] == {"mean": 25.0, "median": 10.0, "p90": 50.0, "count": 3}
+    assert k["unanswered_conversations"] == 1
+    # frt_human: A alice 09:09 − 09:00 = 540, C bob 10 → mean 275, p90 10 + 0.9·530 = 487
+    assert k["frt_human"] == {"mean": 275.0, "median": 275.0, "p90": 487.0, "count": 2}
+    # reply_time waits ended by a human: A 240 (09:05→09:09), A 600 (09:10→09:20), C 10,
+    # D 900 (11:30→11:45); A's first wait ended by the bot gives no sample.
+    # sorted [10, 240, 600, 900]: mean 1750/4 = 437.5, median (240+600)/2 = 420,
+    # p90 at 0.9·3 = 2.7 → 600 + 0.7·300 = 810
+    assert k["reply_time"] == {"mean": 437.5, "median": 420.0, "p90": 810.0, "count": 4}
+    # art over resolved conversations with a customer message: A 1200, B 0, C 10, D 2700, E 5
+    # sorted [0, 5, 10, 1200, 2700]: mean 3915/5 = 783, median 10, p90 at 3.6 → 1200+0.6·1500
+    assert k["art"] == {"mean": 783.0, "median": 10.0, "p90": 2100.0, "count": 5}
+    assert k["resolved_conversations"] == 5
+    # FCR: A is followed by C (same contact, 2 days < 7 d) → 4 of 5 = 80 %
+    assert k["fcr_rate"] == 80.0 and k["repeat_contact_rate"] == 20.0
+    # SLA: frt ≤ 15 min for all 3 answered; resolution ≤ 510 s for B, C, E → 3/5
+    assert k["frt_sla_met_rate"] == 100.0
+    assert k["resolution_sla_met_rate"] == 60.0
+    # automation: only E was resolved with replies and no human → 1/5; B had no reply at all
+    assert k["automation_rate"] == 20.0 and k["automated_resolutions"] == 1
+    # volume: 5 conversations; messages A 7, B 1, C 2, D 3, E 2 = 15 (8 in, 7 out)
+    assert k["conversation_volume"] == 5
+    assert (k["message_volume"], k["inbound_messages"], k["outbound_messages"]) == (15, 8, 7)
+
+
+def test_agent_scope_credits_the_replier(timeline: Timeline, db: Any) -> None:
+    from sqlalchemy import select
+
+    from connector.models import Agent
+
+    with db.session() as session:
+        ids = {a.external_id: str(a.id) for a in session.scalars(select(Agent))}
+    by_agent = timeline.kpis("agent")
+    alice, bob, carol = by_agent[ids["alice"]], by_agent[ids["bob"]], by_agent[ids["carol"]]
+    assert alice["frt_human"]["mean"] == 540.0 and bob["frt_human"]["mean"] == 10.0
+    assert alice["reply_time"] == {"mean": 420.0, "median": 420.0, "p90": 564.0, "count": 2}
+    assert carol["reply_time"]["count"] == 1 and carol["reply_time"]["mean"] == 900.0
+    # Conversations are assigned to their first agent: A alice (not FCR), C bob, D carol.
+    assert alice["fcr_rate"] == 0.0 and bob["fcr_rate"] == 100.0 and carol["fcr_rate"] == 100.0
+
+
+def test_period_is_half_open(timeline: Timeline) -> None:
+    # Monday only: A, B, D, E opened; C (Wednesday) is outside, so A is still not FCR? A's
+    # repeat is judged on all data (C exists), only the resolved set is limited to Monday.
+    monday = Period(at(0), at(days=1))
+    k = timeline.kpis(period=monday)["account"]
+    assert k["conversation_volume"] == 4
+    assert k["frt"]["count"] == 2  # A 60, E 5
+    assert k["fcr_rate"] == 75.0  # B, D, E of A, B, D, E
+    wednesday = Period(at(days=2), at(days=3))
+    k = timeline.kpis(period=wednesday)["account"]
+    assert k["conversation_volume"] == 1 and k["frt"]["mean"] == 10.0
+    # A period starting exactly at C's first message includes it; one ending there does not.
+    assert timeline.kpis(period=Period(at(days=1), at(days=2)))["account"][
+        "conversation_volume"
+    ] == 0
