@@ -23,4 +23,10 @@ def _require_token() -> None:
         raise Unauthorized("missing or invalid bearer token")
 
 
-from connector.api import conversations, messages, sync  # noqa: E402,F401  (routes on bp)
+from connector.api import (  # noqa: E402,F401  (routes on bp)
+    conversations,
+    kpis,
+    messages,
+    roi,
+    sync,
+)

@@ -7,13 +7,12 @@ spots where the dialects differ are compiled here.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Float, Select, and_, case, func, literal, or_, select
+from sqlalchemy import Float, Integer, Select, and_, case, func, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -40,6 +39,24 @@ def _epoch_sqlite(element: epoch, compiler: Any, **kw: Any) -> str:
 @compiles(epoch)
 def _epoch_default(element: epoch, compiler: Any, **kw: Any) -> str:
     return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) AS FLOAT)"
+
+
+class ifloor(FunctionElement[int]):
+    """Floor of a non-negative number, as an integer."""
+
+    type: TypeEngine[int] = Integer()
+    inherit_cache = True
+
+
+@compiles(ifloor, "sqlite")
+def _ifloor_sqlite(element: ifloor, compiler: Any, **kw: Any) -> str:
+    # SQLite's math functions are optional; truncation is floor for non-negative values.
+    return f"CAST({compiler.process(element.clauses, **kw)} AS INTEGER)"
+
+
+@compiles(ifloor)
+def _ifloor_default(element: ifloor, compiler: Any, **kw: Any) -> str:
+    return f"CAST(FLOOR({compiler.process(element.clauses, **kw)}) AS BIGINT)"
 
 
 def seconds(value: datetime) -> float:
@@ -145,10 +162,3 @@ def _interpolate(ranks: dict[int, float], n: int, tenths: int) -> float:
 
 def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
-
-
-def const(value: str) -> ColumnElement[str]:
-    return literal(value)
-
-
-Transform = Callable[[Any], Any]

@@ -36,9 +36,7 @@ def timeline(client: Any, signer: Any, auth: dict[str, str], db: Any) -> Timelin
     t.inbound(WA2, at(60))
     t.inbound(WA1, at(days=2))
     t.outbound(WA1, at(days=2, minutes=10 / 60), agent_id="bob")
-    t.outbound(
-        WA3, at(120), campaign_id="spring", template={"name": "promo", "language": "en"}
-    )
+    t.outbound(WA3, at(120), campaign_id="spring", template={"name": "promo", "language": "en"})
     t.inbound(WA3, at(150))
     t.outbound(WA3, at(165), agent_id="carol")
     t.inbound(WA4, at(300))
@@ -52,7 +50,7 @@ def test_account_support_kpis(timeline: Timeline) -> None:
     # sorted [5, 10, 60]: mean 75/3 = 25, median 10, p90 at 0.9·2 = 1.8 → 10 + 0.8·50 = 50
     assert k["frt"] == {"mean": 25.0, "median": 10.0, "p90": 50.0, "count": 3}
     assert k["unanswered_conversations"] == 1
-    # frt_human: A alice 09:09 − 09:00 = 540, C bob 10 → mean 275, p90 10 + 0.9·530 = 487
+    # frt_human: A alice 09:09 - 09:00 = 540, C bob 10 → mean 275, p90 10 + 0.9·530 = 487
     assert k["frt_human"] == {"mean": 275.0, "median": 275.0, "p90": 487.0, "count": 2}
     # reply_time waits ended by a human: A 240 (09:05→09:09), A 600 (09:10→09:20), C 10,
     # D 900 (11:30→11:45); A's first wait ended by the bot gives no sample.
@@ -103,6 +101,30 @@ def test_period_is_half_open(timeline: Timeline) -> None:
     k = timeline.kpis(period=wednesday)["account"]
     assert k["conversation_volume"] == 1 and k["frt"]["mean"] == 10.0
     # A period starting exactly at C's first message includes it; one ending there does not.
-    assert timeline.kpis(period=Period(at(days=1), at(days=2)))["account"][
-        "conversation_volume"
-    ] == 0
+    assert (
+        timeline.kpis(period=Period(at(days=1), at(days=2)))["account"]["conversation_volume"] == 0
+    )
+
+
+def test_api_report_with_previous_baseline(timeline: Timeline, client: Any, auth: Any) -> None:
+    # Wednesday + Thursday vs the two days before (Monday + Tuesday): volume 1 vs 4
+    url = "/api/v1/kpis?from=2026-03-04&to=2026-03-06&baseline=previous"
+    body = client.get(url, headers=auth).get_json()
+    assert body["scope"] == "account" and body["from"] == "2026-03-04T00:00:00Z"
+    assert body["baseline"]["from"] == "2026-03-02T00:00:00Z"
+    assert body["kpis"]["conversation_volume"] == 1
+    assert body["baseline"]["kpis"]["conversation_volume"] == 4
+    # absolute 1 - 4 = -3; relative -3 / 4 = -75 %
+    assert body["change"]["conversation_volume"] == {"absolute": -3.0, "relative": -75.0}
+    # frt mean 10 (C) vs 32.5 (A 60, E 5): -22.5, -22.5 / 32.5 = -69.2308 %
+    assert body["change"]["frt"]["mean"] == {"absolute": -22.5, "relative": -69.2308}
+    # Wednesday 09:00 UTC is hour-of-week 2·24 + 9 = 57 (C's one inbound message)
+    assert body["volume_by_hour_of_week"][57] == 1
+    assert sum(body["volume_by_hour_of_week"]) == 1
+    agent = client.get("/api/v1/kpis?scope=agent&id=alice", headers=auth).get_json()
+    assert agent["id"] == "alice" and agent["kpis"]["frt_human"]["mean"] == 540.0
+    missing = client.get("/api/v1/kpis?scope=agent&id=nobody", headers=auth)
+    assert missing.status_code == 404
+    bad = client.get("/api/v1/kpis?scope=planet", headers=auth)
+    assert bad.status_code == 400 and "scope" in bad.get_json()["error"]["message"]
+    assert client.get("/api/v1/kpis?from=yesterday", headers=auth).status_code == 400
