@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, case, func, select
 
 from connector.kpis.query import Query
 from connector.kpis.sql import epoch, greatest, least, percent, seconds
@@ -54,8 +54,6 @@ def _islands(rows: Select[Any], name: str) -> Any:
 
 
 def _new(start: Any, prev_end: Any) -> Any:
-    from sqlalchemy import case
-
     return case((prev_end.is_(None), 1), (start > prev_end, 1), else_=0)
 
 
@@ -79,9 +77,15 @@ def compute(q: Query) -> dict[str, dict[str, Any]]:
         "present",
     )
     key = q.key(present.c.agent_id)
-    overlap = func.coalesce(
-        func.sum(least(busy.c.e, present.c.e) - greatest(busy.c.s, present.c.s)), 0.0
+    # CASE-based least/greatest would treat a missing busy island as the presence bounds.
+    both = case(
+        (
+            busy.c.agent_id.is_not(None),
+            least(busy.c.e, present.c.e) - greatest(busy.c.s, present.c.s),
+        ),
+        else_=0.0,
     )
+    overlap = func.coalesce(func.sum(both), 0.0)
     # Each presence island is joined to the busy islands it overlaps; sum presence apart.
     per_island = (
         select(
