@@ -219,8 +219,7 @@ class Conversation(Base):
     referral: Mapped[dict[str, Any] | None]
     # Bot → human handoff (frt_human starts at the later of this and the first inbound).
     handoff_at: Mapped[datetime | None]
-    # FCR: a conversation reopened after a resolution or moved between agents is not FCR.
-    reopens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # FCR: a conversation moved between agents is not resolved on first contact.
     transfers: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     pricing_conversation_id: Mapped[str | None] = mapped_column(String(128))
     pricing_category: Mapped[str | None] = mapped_column(String(32))

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from connector.kpis import messaging, revenue, satisfaction, support, utilization
+from connector.kpis import messaging, revenue, roi, satisfaction, support, utilization
 from connector.kpis.business_hours import Calendar
 from connector.kpis.options import KpiOptions, Period
 from connector.kpis.query import Query
@@ -145,11 +145,6 @@ def _derive(q: Query, values: dict[str, Any]) -> None:
 
 
 def _account_roi(q: Query, values: dict[str, Any]) -> None:
-    try:  # TEMP until connector/kpis/roi.py lands
-        from connector.kpis import roi
-    except ImportError:
-        return
-
     start = q.period.start or first_message_at(q.session) or q.now
     end = min(q.period.end or q.now, max(q.now, start))
     figures = roi.roi_figures(

@@ -221,7 +221,7 @@ def _resolution(q: Query, f: Any, cal: Calendar | None, out: Result) -> None:
         later.opened_at > c.resolved_at,
         epoch(later.opened_at) <= epoch(c.resolved_at) + window,
     )
-    not_fcr = or_(repeat, c.reopens > 0, c.transfers > 0, f.c.human_agents > 1)
+    not_fcr = or_(repeat, c.transfers > 0, f.c.human_agents > 1)
     target = q.opts.resolution_target.total_seconds() + EPSILON
     counts = base.add_columns(
         func.count().label("resolved"),

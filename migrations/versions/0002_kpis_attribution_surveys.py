@@ -199,7 +199,6 @@ def upgrade() -> None:
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("deal_source", sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column("handoff_at", sa.DateTime(), nullable=True))
-        batch_op.add_column(sa.Column("reopens", sa.Integer(), server_default="0", nullable=False))
         batch_op.add_column(
             sa.Column("transfers", sa.Integer(), server_default="0", nullable=False)
         )
@@ -232,7 +231,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_conversations_campaign")
         batch_op.drop_index("ix_conversations_agent")
         batch_op.drop_column("transfers")
-        batch_op.drop_column("reopens")
         batch_op.drop_column("handoff_at")
         batch_op.drop_column("deal_source")
 

@@ -128,3 +128,30 @@ def test_api_report_with_previous_baseline(timeline: Timeline, client: Any, auth
     bad = client.get("/api/v1/kpis?scope=planet", headers=auth)
     assert bad.status_code == 400 and "scope" in bad.get_json()["error"]["message"]
     assert client.get("/api/v1/kpis?from=yesterday", headers=auth).status_code == 400
+
+
+def test_handoff_and_transfer(client: Any, signer: Any, auth: Any, db: Any) -> None:
+    """F: in 09:00, bot 09:00:05, handed to dave 09:10, dave 09:12, transferred to erin.
+    frt = 5 s; frt_human = 09:12 - max(09:00, handoff 09:10) = 120 s; a transfer → not FCR."""
+    t = Timeline(client, signer, auth, db)
+    t.inbound(WA4, at(0))
+    t.outbound(WA4, at(5 / 60), sender_kind="bot")
+    conv_id = client.get("/api/v1/conversations", headers=auth).get_json()["items"][0]["id"]
+    handoff = {"agent_id": "dave", "at": at(10).isoformat()}
+    first = client.post(f"/api/v1/conversations/{conv_id}/assign", json=handoff, headers=auth)
+    assert first.status_code == 200 and first.get_json()["transfers"] == 0
+    t.outbound(WA4, at(12), agent_id="dave")
+    k = t.kpis()["account"]
+    assert k["frt"]["mean"] == 5.0 and k["frt_human"]["mean"] == 120.0
+    assert k["fcr_rate"] == 100.0
+    moved = client.post(
+        f"/api/v1/conversations/{conv_id}/assign", json={"agent_id": "erin"}, headers=auth
+    )
+    assert moved.get_json()["transfers"] == 1
+    assert t.kpis()["account"]["fcr_rate"] == 0.0
+    bad = client.post(f"/api/v1/conversations/{conv_id}/assign", json={}, headers=auth)
+    assert bad.status_code == 400
+    assert (
+        client.post("/api/v1/conversations/999/assign", json=handoff, headers=auth).status_code
+        == 404
+    )
