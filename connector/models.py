@@ -237,6 +237,7 @@ class Message(Base):
         Index("ix_messages_conversation_ts", "conversation_id", "timestamp"),
         Index("ix_messages_contact_ts", "contact_id", "timestamp"),
         Index("ix_messages_campaign", "campaign_id"),
+        Index("ix_messages_agent", "agent_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, cast, func, literal_column, true
+from sqlalchemy import String, and_, cast, func, literal_column, select, true, union
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -90,6 +90,23 @@ class Query:
         if self.scope == "phone_number":
             return column.in_(sorted(self.ids))
         return column.in_(sorted(int(i) for i in self.ids if i.lstrip("-").isdigit()))
+
+    def conversations(self, cid: Any) -> ColumnElement[bool]:
+        """Restrict a conversation-id column to the conversations the wanted ids touch.
+
+        Pushed into the per-conversation subqueries so an incremental run over a few ids
+        reads their conversations' messages through the indexes, not every message. An
+        agent is also touched by the conversations they replied in, a campaign by the
+        conversations its sends landed in.
+        """
+        if self.is_account or self.ids is None:
+            return true()
+        own = select(Conversation.id).where(self.only(self.conv_column()))
+        if self.scope == "agent":
+            own = union(own, select(Message.conversation_id).where(self.only(Message.agent_id)))
+        elif self.scope == "campaign":
+            own = union(own, select(Message.conversation_id).where(self.only(Message.campaign_id)))
+        return cid.in_(own)
 
     def in_period(self, column: Any) -> ColumnElement[bool]:
         conds = []

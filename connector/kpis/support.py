@@ -38,7 +38,7 @@ def facts(q: Query) -> Any:
             count_if(human).label("humans"),
             func.count(func.distinct(_when(human, m.agent_id))).label("human_agents"),
         )
-        .where(m.conversation_id.is_not(None), _msgs())
+        .where(m.conversation_id.is_not(None), _msgs(), q.conversations(m.conversation_id))
         .group_by(m.conversation_id)
         .subquery("facts")
     )
@@ -108,12 +108,20 @@ def _frt_human(q: Query, cal: Calendar | None, out: Result) -> None:
             .over(partition_by=m.conversation_id, order_by=(m.timestamp, m.id))
             .label("rn"),
         )
-        .where(m.sender_kind == "agent", m.conversation_id.is_not(None))
+        .where(
+            m.sender_kind == "agent",
+            m.conversation_id.is_not(None),
+            q.conversations(m.conversation_id),
+        )
         .subquery("fh")
     )
     first_in = (
         select(m.conversation_id.label("cid"), func.min(m.timestamp).label("ts"))
-        .where(m.direction == "inbound", m.sender_kind == "customer")
+        .where(
+            m.direction == "inbound",
+            m.sender_kind == "customer",
+            q.conversations(m.conversation_id),
+        )
         .group_by(m.conversation_id)
         .subquery("fi")
     )
@@ -154,7 +162,7 @@ def _reply_time(q: Query, cal: Calendar | None, out: Result) -> None:
             )
             .label("g"),
         )
-        .where(m.conversation_id.is_not(None), _msgs())
+        .where(m.conversation_id.is_not(None), _msgs(), q.conversations(m.conversation_id))
         .subquery("numbered")
     )
     waits = (
