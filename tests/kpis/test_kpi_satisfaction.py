@@ -106,3 +106,35 @@ def test_agent_utilization(client: Any, signer: Any, auth: Any, db: Any) -> None
     window = Period(at(60), at(180))
     assert t.kpis("agent", period=window)[ids["alice"]]["agent_utilization"] == 50.0
     assert window.end - window.start == timedelta(hours=2)
+
+
+def test_presence_api_feeds_utilization(client: Any, signer: Any, auth: Any, db: Any) -> None:
+    """Online 09:00-11:00 by toggles, plus a 1 h interval 12:00-13:00 given whole; one
+    conversation assigned 10:00-10:30 → 0.5 h of 3 h present = 16.6667 %."""
+    url = "/api/v1/agents/zoe/presence"
+    assert (
+        client.post(
+            url, json={"status": "online", "at": at(0).isoformat()}, headers=auth
+        ).status_code
+        == 201
+    )
+    assert (
+        client.post(
+            url, json={"status": "offline", "at": at(120).isoformat()}, headers=auth
+        ).status_code
+        == 201
+    )
+    whole = {"from": at(180).isoformat(), "to": at(240).isoformat()}
+    assert client.post(url, json=whole, headers=auth).status_code == 201
+    assert client.post(url, json={"status": "away"}, headers=auth).status_code == 400
+    assert client.post(url, json={"status": "offline"}, headers=auth).status_code == 400
+    with db.session() as s:
+        from sqlalchemy import select
+
+        zoe = s.scalars(select(Agent).where(Agent.external_id == "zoe")).one()
+        contact = Contact(wa_id="15550004444")
+        s.add(contact)
+        s.flush()
+        _conversation(s, contact, at(60), at(90), agent_id=zoe.id)
+        key = str(zoe.id)
+    assert Timeline(client, signer, auth, db).kpis("agent")[key]["agent_utilization"] == 16.6667
