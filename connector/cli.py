@@ -133,9 +133,11 @@ def demo(url: str | None, customers: int, seed: int) -> None:
 
 def _register_crm_commands() -> None:
     from connector.cli_crm import crm_group, outbox_group
+    from connector.cli_roi import roi_command
 
     cli.add_command(outbox_group)
     cli.add_command(crm_group)
+    cli.add_command(roi_command)
 
 
 _register_crm_commands()

@@ -14,6 +14,7 @@ from connector.kpis import messaging, revenue, roi, satisfaction, support, utili
 from connector.kpis.business_hours import Calendar
 from connector.kpis.options import KpiOptions, Period
 from connector.kpis.query import Query
+from connector.kpis.sources import Sources, drop, materialize
 from connector.kpis.sql import EMPTY
 from connector.models import Conversation, Message
 
@@ -73,14 +74,33 @@ def compute(
     ids: Collection[str] | None = None,
     *,
     now: datetime,
+    sources: Sources | None = None,
 ) -> Result:
     """``{scope_key: {kpi: value}}`` for every key with data (or every key in ``ids``)."""
     q = Query.build(session, opts, scope, period, ids, now)
+    return _compute(q, sources or Sources.inline(q))
+
+
+def compute_all(
+    session: Session, opts: KpiOptions, scopes: Collection[str], period: Period, *, now: datetime
+) -> dict[str, Result]:
+    """Every key of every scope: the message aggregates are materialised once for all."""
+    src = materialize(session, Query.build(session, opts, "account", period, None, now))
+    try:
+        return {
+            scope: _compute(Query.build(session, opts, scope, period, None, now), src)
+            for scope in scopes
+        }
+    finally:
+        drop(session)
+
+
+def _compute(q: Query, src: Sources) -> Result:
     cal = calendar(q)
     out: Result = {}
     families = (
-        support.compute(q, cal),
-        messaging.compute(q),
+        support.compute(q, src, cal),
+        messaging.compute(q, src),
         satisfaction.compute(q),
         revenue.compute(q),
         utilization.compute(q),

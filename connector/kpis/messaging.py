@@ -8,7 +8,9 @@ from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import aliased
 
 from connector.kpis.query import Query
+from connector.kpis.sources import Sources
 from connector.kpis.sql import count_if, epoch, percent
+from connector.kpis.support import traffic_column
 from connector.models import Conversation, LinkClick, Message
 
 Result = dict[str, dict[str, Any]]
@@ -18,38 +20,37 @@ def _put(out: Result, key: Any, name: str, value: Any) -> None:
     out.setdefault(str(key), {})[name] = value
 
 
-def compute(q: Query) -> Result:
+def compute(q: Query, src: Sources) -> Result:
     out: Result = {}
-    _delivery(q, out)
+    _delivery(q, src.traffic, out)
     _recipients(q, out)
     return out
 
 
-def _delivery(q: Query, out: Result) -> None:
+def _delivery(q: Query, t: Any, out: Result) -> None:
     """Over outbound messages sent in the period with any status at all."""
-    m, c = Message, Conversation
-    col = q.message_column(m, c)
+    c = Conversation
+    col = traffic_column(q, t)
     key = q.key(col)
-    reached = func.coalesce(m.delivered_at, m.read_at).is_not(None)
     stmt = (
         select(
             key.label("k"),
-            count_if(m.status.is_not(None)).label("sent"),
-            count_if(and_(m.status.is_not(None), reached)).label("reached"),
-            count_if(m.read_at.is_not(None)).label("read"),
-            count_if(m.failed_at.is_not(None)).label("failed"),
-            func.sum(m.cost).label("cost"),
+            func.sum(t.c.sent),
+            func.sum(t.c.reached),
+            func.sum(t.c.read),
+            func.sum(t.c.failed),
+            func.sum(t.c.cost),
         )
-        .select_from(m)
-        .outerjoin(c, c.id == m.conversation_id)
-        .where(m.direction == "outbound", q.in_period(m.timestamp), q.only(col))
+        .select_from(t)
+        .outerjoin(c, c.id == t.c.conversation_id)
+        .where(q.only(col))
         .group_by(key)
     )
     for k, sent, reached_n, read, failed, cost in q.session.execute(stmt):
         _put(out, k, "delivery_rate", percent(reached_n, sent))
         _put(out, k, "read_rate", percent(read, reached_n))
         _put(out, k, "failure_rate", percent(failed, sent))
-        _put(out, k, "messaging_cost", float(cost or 0))
+        _put(out, k, "messaging_cost", round(float(cost or 0), 6))
 
 
 def _recipients(q: Query, out: Result) -> None:

@@ -138,3 +138,15 @@ def test_deal_won_outside_window_counts_with_a_longer_window(timeline: Timeline)
     account = timeline.kpis(opts=opts)["account"]
     assert account["attributed_revenue"] == 1300.0  # D1 500 + D2 800 (40 d < 45 d)
     assert account["new_customers"] == 2
+
+
+def test_full_recompute_matches_per_scope(timeline: Timeline) -> None:
+    from connector.kpis import SCOPES, Period
+    from connector.kpis.engine import compute_all
+    from tests.payloads import T0
+
+    now = T0.replace(year=T0.year + 1)
+    with timeline.db.session() as session:
+        together = compute_all(session, KpiOptions(), SCOPES, Period(), now=now)
+    for scope in SCOPES:
+        assert together[scope] == timeline.kpis(scope, now=now), scope
