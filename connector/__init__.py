@@ -35,11 +35,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     queue.init_app(app, settings)
     errors.init_app(app)
     _request_ids(app)
-    from connector import api, health, webhooks
+    from connector import api, health, links, webhooks
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(links.bp)
     return app
 
 

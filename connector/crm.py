@@ -10,6 +10,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connector import attribution
 from connector.db import get_db, insert_ignore
 from connector.limiter import DbLimiter
 from connector.models import Campaign, Contact, CrmLink, Deal, DealContact, SyncCursor, utcnow
@@ -103,9 +104,16 @@ def pull(app: Flask, *, full: bool = False, now: datetime | None = None) -> dict
             _store_deal(session, settings.crm, record)
         for campaign in campaigns:
             _store_campaign(session, settings.crm, campaign)
+        tagged = attribution.on_deals_pulled(session, [d.crm_id for d in deals])
         insert_ignore(session, SyncCursor, {"name": cursor, "value": now}, ["name"])
         session.get(SyncCursor, cursor).value = now  # type: ignore[union-attr]
-    logger.info("crm_pulled", crm=settings.crm, deals=len(deals), campaigns=len(campaigns))
+    logger.info(
+        "crm_pulled",
+        crm=settings.crm,
+        deals=len(deals),
+        campaigns=len(campaigns),
+        conversations_tagged=tagged,
+    )
     return {"deals": len(deals), "campaigns": len(campaigns)}
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector import metrics, outbox
+from connector import attribution, metrics, outbox
 from connector.config import Settings
 from connector.contacts import resolve_contact
 from connector.conversations import place, resegment
@@ -195,6 +195,4 @@ def _tag(session: Session, row: Message) -> None:
         return
     if row.agent_id is not None and conv.agent_id is None:
         conv.agent_id = row.agent_id
-    if row.campaign_id is not None and conv.campaign_id is None and conv.opened_at == row.timestamp:
-        conv.campaign_id = row.campaign_id
-        conv.attribution_source = "template" if row.is_template else "campaign_send"
+    attribution.on_outbound(session, row)

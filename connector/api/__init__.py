@@ -24,9 +24,13 @@ def _require_token() -> None:
 
 
 from connector.api import (  # noqa: E402,F401  (routes on bp)
+    agents,
+    assign,
+    campaigns,
     conversations,
     kpis,
     messages,
     roi,
     sync,
+    tags,
 )

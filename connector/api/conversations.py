@@ -34,7 +34,11 @@ def conversation_summary(conv: Conversation) -> dict[str, Any]:
         },
         "campaign_id": conv.campaign.key if conv.campaign else None,
         "deal_id": conv.deal.key if conv.deal else None,
-        "attribution": {"source": conv.attribution_source, "referral": conv.referral},
+        "attribution": {
+            "source": conv.attribution_source,
+            "deal_source": conv.deal_source,
+            "referral": conv.referral,
+        },
         "pricing": {
             "conversation_id": conv.pricing_conversation_id,
             "category": conv.pricing_category,
