@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from connector.db import insert_ignore
-from connector.models import Contact, Conversation, Message
+from connector.models import (
+    Contact,
+    Conversation,
+    DealContact,
+    LinkClick,
+    Message,
+    Survey,
+    SurveyResponse,
+    TrackedLink,
+)
 from whatsapp.models import Identity
 
 
@@ -58,7 +67,21 @@ def _learn(contact: Contact, ident: Identity, seen_at: datetime | None) -> None:
 
 def merge_contacts(session: Session, *, keep: Contact, gone: Contact) -> None:
     """Fold ``gone`` into ``keep``: the same person seen once by phone, once by BSUID."""
-    for model in (Message, Conversation):
+    already = select(DealContact.deal_id).where(DealContact.contact_id == keep.id)
+    session.execute(
+        delete(DealContact)
+        .where(DealContact.contact_id == gone.id, DealContact.deal_id.in_(already))
+        .execution_options(synchronize_session=False)
+    )
+    for model in (
+        Message,
+        Conversation,
+        Survey,
+        SurveyResponse,
+        TrackedLink,
+        LinkClick,
+        DealContact,
+    ):
         session.execute(
             update(model)
             .where(model.contact_id == gone.id)

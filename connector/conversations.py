@@ -13,10 +13,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, delete, select, true, update
 from sqlalchemy.orm import Session
 
-from connector.models import Conversation, ConversationStatus, Message, ResolvedBy, SenderKind
+from connector.models import (
+    Conversation,
+    ConversationStatus,
+    Message,
+    ResolvedBy,
+    SenderKind,
+    Survey,
+    SurveyResponse,
+)
 
 EXPLICIT = frozenset({ResolvedBy.AGENT, ResolvedBy.API, ResolvedBy.CRM})
 
@@ -27,8 +35,8 @@ class _Segment:
 
 
 def opens_conversation(message: Message) -> bool:
-    """System notices (e.g. a changed number) never start a conversation on their own."""
-    return message.sender_kind != SenderKind.SYSTEM
+    """System notices (e.g. a changed number) and survey traffic never start a conversation."""
+    return message.sender_kind not in (SenderKind.SYSTEM, SenderKind.SURVEY)
 
 
 def place(session: Session, message: Message, *, window: timedelta, now: datetime) -> None:
@@ -134,6 +142,7 @@ def _apply(
 ) -> None:
     by_id = {c.id: c for c in convs}
     kept: set[int] = set()
+    successor: dict[int, int] = {}
     for index, seg in enumerate(segments):
         has_later = index + 1 < len(segments) or _has_later(session, seg, by_id)
         owners = sorted(
@@ -156,10 +165,11 @@ def _apply(
         keeper = by_id[owners[0]]
         kept.add(keeper.id)
         _fill(keeper, seg.messages, [by_id[i] for i in owners[1:]])
+        successor.update((i, keeper.id) for i in owners[1:])
         refresh_status(keeper, window=window, now=now, has_later=has_later)
     for conv in convs:
         if conv.id not in kept:
-            _retire(session, conv)
+            _retire(session, conv, successor.get(conv.id))
 
 
 def _has_later(session: Session, seg: _Segment, window_convs: dict[int, Conversation]) -> bool:
@@ -201,11 +211,29 @@ def _fill(keeper: Conversation, messages: list[Message], merged: list[Conversati
             keeper.resolved_by, keeper.resolved_at = other.resolved_by, other.resolved_at
 
 
-def _retire(session: Session, conv: Conversation) -> None:
+def _retire(session: Session, conv: Conversation, successor: int | None) -> None:
+    """Delete a conversation merged away; its surveys follow the conversation it joined."""
     session.flush()
     session.execute(
         update(Message).where(Message.conversation_id == conv.id).values(conversation_id=None)
     )
+    for model in (SurveyResponse, Survey):
+        taken = select(model.kind).where(model.conversation_id == successor)
+        session.execute(
+            delete(model)
+            .where(
+                model.conversation_id == conv.id,
+                true() if successor is None else model.kind.in_(taken),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if successor is not None:
+            session.execute(
+                update(model)
+                .where(model.conversation_id == conv.id)
+                .values(conversation_id=successor)
+                .execution_options(synchronize_session=False)
+            )
     session.delete(conv)
 
 

@@ -50,17 +50,15 @@ logger = structlog.get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Rules:
-    """What normalising needs beyond segmentation: attribution, surveys, prices."""
+    """What normalising needs beyond segmentation: the attribution window and the prices."""
 
     attribution_window: timedelta = timedelta(days=30)
-    survey_window: timedelta = timedelta(hours=24)
     rate_card: costs.Prices = field(default_factory=costs.Prices)
 
     @classmethod
     def from_settings(cls, settings: Settings, file_config: FileConfig) -> Rules:
         return cls(
             attribution_window=settings.attribution_window,
-            survey_window=settings.survey_window,
             rate_card=costs.Prices.from_config(file_config.rate_card, settings.currency),
         )
 
@@ -227,12 +225,13 @@ def record_inbound(session: Session, msg: InboundMessage, ctx: Ctx) -> None:
     )
     session.add(row)
     session.flush()
-    place(session, row, window=ctx.window, now=ctx.now)
+    # A recognised survey answer is stored on the surveyed conversation, placed in none.
+    if is_system or not surveys.on_inbound(session, row, msg):
+        place(session, row, window=ctx.window, now=ctx.now)
     _enqueue(session, ctx, row)
     metrics.MESSAGES.labels("inbound").inc()
     if row.conversation_id is not None and not is_system:
         attribution.on_inbound(session, row, window=ctx.rules.attribution_window)
-        surveys.on_inbound(session, row, msg, window=ctx.rules.survey_window)
 
 
 def _enqueue(session: Session, ctx: Ctx, row: Message) -> None:

@@ -92,6 +92,7 @@ class SenderKind(enum.StrEnum):
     CAMPAIGN = "campaign"
     SYSTEM = "system"
     UNKNOWN = "unknown"
+    SURVEY = "survey"
 
 
 class WebhookEvent(Base):
@@ -198,6 +199,7 @@ class Conversation(Base):
         Index("ix_conversations_agent", "agent_id"),
         Index("ix_conversations_campaign", "campaign_id"),
         Index("ix_conversations_deal", "deal_id"),
+        Index("ix_conversations_resolved", "resolved_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -422,7 +424,10 @@ class Survey(Base):
     """A CSAT or NPS question sent after a conversation resolved."""
 
     __tablename__ = "surveys"
-    __table_args__ = (UniqueConstraint("conversation_id", "kind", name="uq_surveys_conv_kind"),)
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "kind", name="uq_surveys_conv_kind"),
+        Index("ix_surveys_wamid", "wamid"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))

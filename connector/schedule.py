@@ -11,10 +11,11 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 
-from connector import jobs
+from connector import jobs, surveys
 from connector.db import Database, get_db, insert_ignore
 from connector.models import SchedulerLease, utcnow
 from connector.queue import get_queue
+from connector.settings_ext import file_config_of
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -55,6 +56,7 @@ def tick(app: Flask, settings: Settings, holder: str) -> None:
     with app.app_context():
         jobs.sweep_inbox(db, get_queue(app), grace=settings.sweep_grace, now=now)
         jobs.resolve_idle(db, window=settings.auto_resolve_after, now=now)
+        surveys.send_due(db, settings, file_config_of(app), now=now)
 
 
 def pull_tick(app: Flask, settings: Settings, holder: str) -> None:

@@ -31,6 +31,7 @@ from connector.api import (  # noqa: E402,F401  (routes on bp)
     kpis,
     messages,
     roi,
+    surveys,
     sync,
     tags,
 )

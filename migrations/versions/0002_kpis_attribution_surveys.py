@@ -191,6 +191,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_surveys")),
         sa.UniqueConstraint("conversation_id", "kind", name="uq_surveys_conv_kind"),
     )
+    op.create_index("ix_surveys_wamid", "surveys", ["wamid"], unique=False)
     with op.batch_alter_table("campaigns", schema=None) as batch_op:
         batch_op.add_column(sa.Column("source_ids", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("template_name", sa.String(length=256), nullable=True))
@@ -205,6 +206,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_conversations_agent", ["agent_id"], unique=False)
         batch_op.create_index("ix_conversations_campaign", ["campaign_id"], unique=False)
         batch_op.create_index("ix_conversations_deal", ["deal_id"], unique=False)
+        batch_op.create_index("ix_conversations_resolved", ["resolved_at"], unique=False)
 
     with op.batch_alter_table("deal_contacts", schema=None) as batch_op:
         batch_op.create_index("ix_deal_contacts_contact", ["contact_id"], unique=False)
@@ -229,6 +231,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_deal_contacts_contact")
 
     with op.batch_alter_table("conversations", schema=None) as batch_op:
+        batch_op.drop_index("ix_conversations_resolved")
         batch_op.drop_index("ix_conversations_deal")
         batch_op.drop_index("ix_conversations_campaign")
         batch_op.drop_index("ix_conversations_agent")
@@ -241,6 +244,7 @@ def downgrade() -> None:
         batch_op.drop_column("template_name")
         batch_op.drop_column("source_ids")
 
+    op.drop_index("ix_surveys_wamid", table_name="surveys")
     op.drop_table("surveys")
     op.drop_table("survey_responses")
     with op.batch_alter_table("link_clicks", schema=None) as batch_op:
