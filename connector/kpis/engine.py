@@ -78,28 +78,30 @@ def compute(
 ) -> Result:
     """``{scope_key: {kpi: value}}`` for every key with data (or every key in ``ids``)."""
     q = Query.build(session, opts, scope, period, ids, now)
-    return _compute(q, sources or Sources.inline(q))
+    cal = calendar(q)
+    return _compute(q, sources or Sources.inline(q, cal), cal)
 
 
 def compute_all(
     session: Session, opts: KpiOptions, scopes: Collection[str], period: Period, *, now: datetime
 ) -> dict[str, Result]:
     """Every key of every scope: the message aggregates are materialised once for all."""
-    src = materialize(session, Query.build(session, opts, "account", period, None, now))
+    base = Query.build(session, opts, "account", period, None, now)
+    cal = calendar(base)
+    src = materialize(session, base, cal)
     try:
         return {
-            scope: _compute(Query.build(session, opts, scope, period, None, now), src)
+            scope: _compute(Query.build(session, opts, scope, period, None, now), src, cal)
             for scope in scopes
         }
     finally:
         drop(session)
 
 
-def _compute(q: Query, src: Sources) -> Result:
-    cal = calendar(q)
+def _compute(q: Query, src: Sources, cal: Calendar | None) -> Result:
     out: Result = {}
     families = (
-        support.compute(q, src, cal),
+        support.compute(q, src, cal is not None),
         messaging.compute(q, src),
         satisfaction.compute(q),
         revenue.compute(q),

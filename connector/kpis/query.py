@@ -65,7 +65,11 @@ class Query:
         return self.key(self.conv_column(conv))
 
     def conv_column(self, conv: Any = Conversation) -> Any:
-        return None if self.is_account else getattr(conv, _CONVERSATION_COLUMNS[self.scope].key)
+        """The scope column of the ORM ``Conversation`` or of a relation with its columns."""
+        if self.is_account:
+            return None
+        name = _CONVERSATION_COLUMNS[self.scope].key
+        return conv.c[name] if hasattr(conv, "c") else getattr(conv, name)
 
     def message_column(self, msg: Any = Message, conv: Any = Conversation) -> Any:
         """Messages carry their own agent and campaign; the rest comes from the conversation."""

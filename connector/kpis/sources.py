@@ -30,16 +30,19 @@ from sqlalchemy import (
     Table,
     and_,
     case,
+    exists,
     func,
+    or_,
     select,
     text,
 )
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import FromClause
 
+from connector.kpis.business_hours import Calendar
 from connector.kpis.query import Query
-from connector.kpis.sql import count_if
-from connector.models import Message, UTCDateTime
+from connector.kpis.sql import count_if, epoch, greatest
+from connector.models import Conversation, Message, UTCDateTime
 
 # Survey questions/answers and Meta's system notices are not part of the conversation.
 CONVERSATIONAL = ("customer", "agent", "bot", "campaign", "unknown")
@@ -89,7 +92,60 @@ def facts_select(q: Query) -> Select[Any]:
     )
 
 
-def replies_select(q: Query) -> Select[Any]:
+def conversations_select(q: Query, cal: Calendar | None) -> Select[Any]:
+    """One row per conversation with every conversation-level measure worked out once.
+
+    frt / frt_human only for customer-initiated conversations with a reply; art and the
+    resolution flags only for resolved conversations a customer wrote in (DESIGN §4 [code]).
+    """
+    f = facts_select(q).subquery("facts")
+    c, later = Conversation, aliased(Conversation, name="later")
+    customer = c.initiated_by == "customer"
+    first_in, first_out, first_human = (
+        epoch(f.c.first_in),
+        epoch(f.c.first_out),
+        epoch(f.c.first_human),
+    )
+    handoff = greatest(first_in, func.coalesce(epoch(c.handoff_at), first_in))
+    opened, closed = epoch(c.opened_at), epoch(c.resolved_at)
+    answered = and_(customer, f.c.first_in.is_not(None), f.c.first_out.is_not(None))
+    human = and_(customer, f.c.first_in.is_not(None), f.c.first_human.is_not(None))
+    resolved = and_(c.resolved_at.is_not(None), f.c.first_in.is_not(None))
+    repeat = exists().where(
+        later.contact_id == c.contact_id,
+        later.id != c.id,
+        later.initiated_by == "customer",
+        later.opened_at > c.resolved_at,
+        epoch(later.opened_at) <= closed + q.opts.fcr_window.total_seconds(),
+    )
+    spans = {"frt": (first_in, first_out, answered), "frt_human": (handoff, first_human, human)}
+    spans["art"] = (opened, closed, resolved)
+    columns = [
+        c.id.label("cid"),
+        c.contact_id,
+        c.agent_id,
+        c.campaign_id,
+        c.deal_id,
+        c.business_number_id,
+        c.opened_at,
+        c.resolved_at,
+        case((and_(customer, f.c.first_out.is_(None)), 1), else_=0).label("unanswered"),
+        f.c.first_human_agent,
+        case(
+            (and_(resolved, or_(repeat, c.transfers > 0, f.c.human_agents > 1)), 1), else_=0
+        ).label("not_fcr"),
+        case((and_(resolved, f.c.humans == 0, f.c.first_out.is_not(None)), 1), else_=0).label(
+            "automated"
+        ),
+    ]
+    for name, (start, end, when) in spans.items():
+        columns.append(case((when, end - start)).label(name))
+        if cal is not None:
+            columns.append(case((when, cal.clock(end) - cal.clock(start))).label(f"{name}_bh"))
+    return select(*columns).select_from(c).join(f, f.c.cid == c.id).where(q.conversations(c.id))
+
+
+def replies_select(q: Query, cal: Calendar | None = None) -> Select[Any]:
     """A wait starts at the first customer message after a business message (or the start)
     and ends at the next business message; only waits a human ended are kept."""
     m = Message
@@ -114,12 +170,15 @@ def replies_select(q: Query) -> Select[Any]:
         .subquery("waits")
     )
     ends = aliased(numbered, name="ends")
+    start, end = epoch(waits.c.start), epoch(ends.c.ts)
+    bh = [] if cal is None else [(cal.clock(end) - cal.clock(start)).label("reply_time_bh")]
     return (
         select(
             waits.c.cid,
             ends.c.agent_id,
-            waits.c.start,
             ends.c.ts.label("end"),
+            (end - start).label("reply_time"),
+            *bh,
         )
         .select_from(waits)
         .join(ends, and_(ends.c.cid == waits.c.cid, ends.c.g == waits.c.g + 1))
@@ -127,7 +186,7 @@ def replies_select(q: Query) -> Select[Any]:
     )
 
 
-def traffic_select(q: Query) -> Select[Any]:
+def traffic_select(q: Query, cal: Calendar | None = None) -> Select[Any]:
     m = Message
     outbound = m.direction == "outbound"
     sent = and_(outbound, m.status.is_not(None))
@@ -155,79 +214,93 @@ def traffic_select(q: Query) -> Select[Any]:
 
 @dataclass(frozen=True, slots=True)
 class Sources:
-    facts: FromClause
+    convs: FromClause
     replies: FromClause
     traffic: FromClause
 
     @classmethod
-    def inline(cls, q: Query) -> Sources:
+    def inline(cls, q: Query, cal: Calendar | None) -> Sources:
         return cls(
-            facts=facts_select(q).subquery("facts"),
-            replies=replies_select(q).subquery("replies"),
+            convs=conversations_select(q, cal).subquery("convs"),
+            replies=replies_select(q, cal).subquery("replies"),
             traffic=traffic_select(q).subquery("traffic"),
         )
 
 
 _TEMP = MetaData()
 _ID = BigInteger().with_variant(Integer(), "sqlite")
-_TABLES = {
-    "facts": Table(
-        "kpi_facts",
-        _TEMP,
+_DURATIONS = ("frt", "frt_human", "art")
+
+
+def _tables(cal: Calendar | None) -> dict[str, Table]:
+    """The temporary tables (their columns depend on whether business hours are on)."""
+    meta = MetaData()
+    bh = cal is not None
+    convs = Table(
+        "kpi_convs",
+        meta,
         Column("cid", _ID, primary_key=True),
-        Column("first_in", UTCDateTime()),
-        Column("first_out", UTCDateTime()),
-        Column("first_human", UTCDateTime()),
-        Column("humans", Integer),
-        Column("human_agents", Integer),
+        *(Column(name, _ID, index=True) for name in ("contact_id", "agent_id", "campaign_id")),
+        Column("deal_id", _ID, index=True),
+        Column("business_number_id", String(64)),
+        Column("opened_at", UTCDateTime()),
+        Column("resolved_at", UTCDateTime()),
+        Column("unanswered", Integer),
         Column("first_human_agent", _ID),
+        Column("not_fcr", Integer),
+        Column("automated", Integer),
+        *(Column(name, Float) for d in _DURATIONS for name in ((d, f"{d}_bh") if bh else (d,))),
         prefixes=["TEMPORARY"],
-    ),
-    "replies": Table(
+    )
+    replies = Table(
         "kpi_replies",
-        _TEMP,
+        meta,
         Column("cid", _ID, index=True),
         Column("agent_id", _ID),
-        Column("start", UTCDateTime()),
         Column("end", UTCDateTime()),
+        Column("reply_time", Float),
+        *([Column("reply_time_bh", Float)] if bh else []),
         prefixes=["TEMPORARY"],
-    ),
-    "traffic": Table(
+    )
+    traffic = Table(
         "kpi_traffic",
-        _TEMP,
+        meta,
         Column("conversation_id", _ID, index=True),
-        Column("agent_id", _ID),
-        Column("campaign_id", _ID),
-        Column("contact_id", _ID),
+        *(Column(name, _ID) for name in ("agent_id", "campaign_id", "contact_id")),
         Column("business_number_id", String(64)),
-        Column("inbound", Integer),
-        Column("outbound", Integer),
-        Column("sent", Integer),
-        Column("reached", Integer),
-        Column("read", Integer),
-        Column("failed", Integer),
+        *(
+            Column(name, Integer)
+            for name in ("inbound", "outbound", "sent", "reached", "read", "failed")
+        ),
         Column("cost", Float),
         prefixes=["TEMPORARY"],
-    ),
+    )
+    return {"convs": convs, "replies": replies, "traffic": traffic}
+
+
+_SELECTS = {
+    "convs": conversations_select,
+    "replies": replies_select,
+    "traffic": traffic_select,
 }
-_SELECTS = {"facts": facts_select, "replies": replies_select, "traffic": traffic_select}
 
 
-def materialize(session: Session, q: Query) -> Sources:
+def materialize(session: Session, q: Query, cal: Calendar | None) -> Sources:
     """Fill the temporary tables for ``q``'s period (all conversations); see ``drop``."""
     conn = session.connection()
     drop(session)
-    for name, table in _TABLES.items():
+    tables = _tables(cal)
+    for name, table in tables.items():
         table.create(conn)
-        stmt = _SELECTS[name](q)
+        stmt = _SELECTS[name](q, cal)
         conn.execute(table.insert().from_select([c.name for c in table.c], stmt))
         if conn.dialect.name == "postgresql":
             # Autovacuum never analyses temporary tables; the planner needs row counts.
             conn.execute(text(f"ANALYZE {table.name}"))
-    return Sources(**_TABLES)
+    return Sources(**tables)
 
 
 def drop(session: Session) -> None:
     conn = session.connection()
-    for table in _TABLES.values():
+    for table in _tables(None).values():
         table.drop(conn, checkfirst=True)

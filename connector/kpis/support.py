@@ -1,177 +1,102 @@
-"""Support KPIs: first response, reply and resolution times, FCR, SLAs, automation, volume."""
+"""Support KPIs: first response, reply and resolution times, FCR, SLAs, automation, volume.
+
+Everything here aggregates the per-conversation measures (``sources.convs``), the
+human-ended waits (``sources.replies``) and the per-sender traffic (``sources.traffic``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import and_, func, or_, select
 
-from connector.kpis.business_hours import Calendar
 from connector.kpis.query import Query
 from connector.kpis.sources import Sources
-from connector.kpis.sql import EPSILON, count_if, distributions, epoch, greatest, percent
+from connector.kpis.sql import EPSILON, count_if, distributions, percent
 from connector.models import Conversation
 
 Result = dict[str, dict[str, Any]]
 
 
-def compute(q: Query, src: Sources, cal: Calendar | None) -> Result:
+def _put(out: Result, key: Any, name: str, value: Any) -> None:
+    out.setdefault(str(key), {})[name] = value
+
+
+def compute(q: Query, src: Sources, with_bh: bool) -> Result:
     out: Result = {}
-    _first_response(q, src.facts, cal, out)
-    _frt_human(q, src.facts, cal, out)
-    _reply_time(q, src.replies, cal, out)
-    _resolution(q, src.facts, cal, out)
+    _durations(q, src, with_bh, out)
+    _counts(q, src.convs, out)
     _volume(q, src.traffic, out)
     return out
 
 
-def _put(out: Result, key: str, name: str, value: Any) -> None:
-    out.setdefault(key, {})[name] = value
-
-
-def _answered_base(q: Query, f: Any) -> Select[Any]:
-    c = Conversation
-    return (
-        select(q.conv_key(c).label("k"))
-        .select_from(c)
-        .join(f, f.c.cid == c.id)
-        .where(c.initiated_by == "customer", q.in_period(c.opened_at), q.only(q.conv_column(c)))
+def _durations(q: Query, src: Sources, with_bh: bool, out: Result) -> None:
+    v, r = src.convs, src.replies
+    scope_col = q.conv_column(v)
+    opened, closed = q.in_period(v.c.opened_at), q.in_period(v.c.resolved_at)
+    # frt_human and reply_time belong to the agent who answered.
+    human_col = v.c.first_human_agent if q.scope == "agent" else scope_col
+    if q.scope == "agent":
+        reply_col, replies = r.c.agent_id, r
+    elif q.is_account:
+        reply_col, replies = None, r
+    else:
+        reply_col = q.conv_column(Conversation)
+        replies = r.join(Conversation, Conversation.id == r.c.cid)
+    plans = (
+        ("frt", v, v, scope_col, opened),
+        ("frt_human", v, v, human_col, opened),
+        ("art", v, v, scope_col, closed),
+        ("reply_time", r, replies, reply_col, q.in_period(r.c.end)),
     )
+    for name, table, source, key_col, when in plans:
+        for kpi in (name, f"{name}_bh") if with_bh else (name,):
+            value = table.c[kpi]
+            samples = (
+                select(q.key(key_col).label("k"), value.label("v"))
+                .select_from(source)
+                .where(value.is_not(None), when, q.only(key_col))
+            )
+            for key, dist in distributions(q.session, samples).items():
+                _put(out, key, kpi, dist.as_dict())
 
 
-def _first_response(q: Query, f: Any, cal: Calendar | None, out: Result) -> None:
-    start, end = epoch(f.c.first_in), epoch(f.c.first_out)
-    base = _answered_base(q, f)
-    samples = base.add_columns((end - start).label("v")).where(f.c.first_out.is_not(None))
-    for key, dist in distributions(q.session, samples).items():
-        _put(out, key, "frt", dist.as_dict())
-    target = q.opts.frt_target.total_seconds() + EPSILON
-    counts = base.add_columns(
-        count_if(f.c.first_out.is_(None)).label("unanswered"),
-        count_if(and_(f.c.first_out.is_not(None), end - start <= target)).label("met"),
-        count_if(f.c.first_out.is_not(None)).label("answered"),
-    ).group_by(q.conv_key(Conversation))
-    for key, unanswered, met, answered in q.session.execute(counts):
-        _put(out, str(key), "unanswered_conversations", int(unanswered or 0))
-        _put(out, str(key), "frt_sla_met_rate", percent(met, answered))
-    if cal is not None:
-        bh = base.add_columns((cal.clock(end) - cal.clock(start)).label("v")).where(
-            f.c.first_out.is_not(None)
+def _counts(q: Query, v: Any, out: Result) -> None:
+    opened, closed = q.in_period(v.c.opened_at), q.in_period(v.c.resolved_at)
+    resolved = and_(closed, v.c.art.is_not(None))
+    frt_target = q.opts.frt_target.total_seconds() + EPSILON
+    art_target = q.opts.resolution_target.total_seconds() + EPSILON
+    key = q.key(q.conv_column(v))
+    stmt = (
+        select(
+            key.label("k"),
+            count_if(opened).label("opened"),
+            count_if(and_(opened, v.c.unanswered == 1)).label("unanswered"),
+            count_if(and_(opened, v.c.frt.is_not(None))).label("answered"),
+            count_if(and_(opened, v.c.frt <= frt_target)).label("frt_met"),
+            count_if(resolved).label("resolved"),
+            count_if(and_(resolved, v.c.not_fcr == 1)).label("repeat"),
+            count_if(and_(resolved, v.c.art <= art_target)).label("art_met"),
+            count_if(and_(resolved, v.c.automated == 1)).label("automated"),
         )
-        for key, dist in distributions(q.session, bh).items():
-            _put(out, key, "frt_bh", dist.as_dict())
-
-
-def _frt_human(q: Query, f: Any, cal: Calendar | None, out: Result) -> None:
-    """First human message - max(first inbound, handoff), credited to the agent who sent it."""
-    c = Conversation
-    key_col = f.c.first_human_agent if q.scope == "agent" else q.conv_column(c)
-    first_in = epoch(f.c.first_in)
-    start = greatest(first_in, func.coalesce(epoch(c.handoff_at), first_in))
-    end = epoch(f.c.first_human)
-    base = (
-        select(q.key(key_col).label("k"))
-        .select_from(c)
-        .join(f, f.c.cid == c.id)
-        .where(
-            c.initiated_by == "customer",
-            f.c.first_human.is_not(None),
-            f.c.first_in.is_not(None),
-            q.in_period(c.opened_at),
-            q.only(key_col),
-        )
+        .where(or_(opened, closed), q.only(q.conv_column(v)))
+        .group_by(key)
     )
-    for key, dist in distributions(q.session, base.add_columns((end - start).label("v"))).items():
-        _put(out, key, "frt_human", dist.as_dict())
-    if cal is not None:
-        bh = base.add_columns((cal.clock(end) - cal.clock(start)).label("v"))
-        for key, dist in distributions(q.session, bh).items():
-            _put(out, key, "frt_human_bh", dist.as_dict())
-
-
-def _reply_time(q: Query, r: Any, cal: Calendar | None, out: Result) -> None:
-    """Customer waits ended by a human reply in the period, credited to the replier."""
-    c = Conversation
-    key_col = r.c.agent_id if q.scope == "agent" else q.conv_column(c)
-    start, end = epoch(r.c.start), epoch(r.c.end)
-    base = (
-        select(q.key(key_col).label("k"))
-        .select_from(r)
-        .join(c, c.id == r.c.cid)
-        .where(q.in_period(r.c.end), q.only(key_col))
-    )
-    for key, dist in distributions(q.session, base.add_columns((end - start).label("v"))).items():
-        _put(out, key, "reply_time", dist.as_dict())
-    if cal is not None:
-        bh = base.add_columns((cal.clock(end) - cal.clock(start)).label("v"))
-        for key, dist in distributions(q.session, bh).items():
-            _put(out, key, "reply_time_bh", dist.as_dict())
-
-
-def resolved_base(q: Query, f: Any) -> Select[Any]:
-    """Resolved conversations in the period that a customer took part in."""
-    c = Conversation
-    return (
-        select(q.conv_key(c).label("k"))
-        .select_from(c)
-        .join(f, f.c.cid == c.id)
-        .where(
-            c.resolved_at.is_not(None),
-            f.c.first_in.is_not(None),
-            q.in_period(c.resolved_at),
-            q.only(q.conv_column(c)),
-        )
-    )
-
-
-def _resolution(q: Query, f: Any, cal: Calendar | None, out: Result) -> None:
-    c = Conversation
-    start, end = epoch(c.opened_at), epoch(c.resolved_at)
-    base = resolved_base(q, f)
-    for key, dist in distributions(q.session, base.add_columns((end - start).label("v"))).items():
-        _put(out, key, "art", dist.as_dict())
-    if cal is not None:
-        bh = base.add_columns((cal.clock(end) - cal.clock(start)).label("v"))
-        for key, dist in distributions(q.session, bh).items():
-            _put(out, key, "art_bh", dist.as_dict())
-    later = aliased(Conversation, name="later")
-    window = q.opts.fcr_window.total_seconds()
-    repeat = exists().where(
-        later.contact_id == c.contact_id,
-        later.id != c.id,
-        later.initiated_by == "customer",
-        later.opened_at > c.resolved_at,
-        epoch(later.opened_at) <= epoch(c.resolved_at) + window,
-    )
-    not_fcr = or_(repeat, c.transfers > 0, f.c.human_agents > 1)
-    target = q.opts.resolution_target.total_seconds() + EPSILON
-    counts = base.add_columns(
-        func.count().label("resolved"),
-        count_if(not_fcr).label("repeat"),
-        count_if(end - start <= target).label("met"),
-        count_if(and_(f.c.humans == 0, f.c.first_out.is_not(None))).label("automated"),
-    ).group_by(q.conv_key(c))
-    for key, resolved, repeats, met, automated in q.session.execute(counts):
-        k = str(key)
-        _put(out, k, "resolved_conversations", int(resolved))
-        _put(out, k, "fcr_rate", percent(int(resolved) - int(repeats or 0), resolved))
-        _put(out, k, "repeat_contact_rate", percent(repeats, resolved))
-        _put(out, k, "resolution_sla_met_rate", percent(met, resolved))
-        _put(out, k, "automation_rate", percent(automated, resolved))
-        _put(out, k, "automated_resolutions", int(automated or 0))
+    for row in q.session.execute(stmt):
+        k, resolved_n, repeats = str(row.k), int(row.resolved or 0), int(row.repeat or 0)
+        _put(out, k, "conversation_volume", int(row.opened or 0))
+        _put(out, k, "unanswered_conversations", int(row.unanswered or 0))
+        _put(out, k, "frt_sla_met_rate", percent(row.frt_met, row.answered))
+        _put(out, k, "resolved_conversations", resolved_n)
+        _put(out, k, "fcr_rate", percent(resolved_n - repeats, resolved_n))
+        _put(out, k, "repeat_contact_rate", percent(repeats, resolved_n))
+        _put(out, k, "resolution_sla_met_rate", percent(row.art_met, resolved_n))
+        _put(out, k, "automation_rate", percent(row.automated, resolved_n))
+        _put(out, k, "automated_resolutions", int(row.automated or 0))
 
 
 def _volume(q: Query, t: Any, out: Result) -> None:
     c = Conversation
-    convs = (
-        select(q.conv_key(c).label("k"), func.count())
-        .select_from(c)
-        .where(q.in_period(c.opened_at), q.only(q.conv_column(c)))
-        .group_by(q.conv_key(c))
-    )
-    for key, n in q.session.execute(convs):
-        _put(out, str(key), "conversation_volume", int(n))
     col = traffic_column(q, t)
     if q.scope == "campaign":  # a conversation's traffic counts for the campaign it is tagged with
         col = func.coalesce(t.c.campaign_id, c.campaign_id)
