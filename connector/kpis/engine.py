@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -16,7 +17,7 @@ from connector.kpis.options import KpiOptions, Period
 from connector.kpis.query import Query
 from connector.kpis.sources import Sources, drop, materialize
 from connector.kpis.sql import EMPTY
-from connector.models import Conversation, Message
+from connector.models import Agent, Campaign, Contact, Conversation, Deal, Message
 
 DURATIONS = ("frt", "frt_human", "reply_time", "art")
 BUSINESS_HOURS = tuple(f"{name}_bh" for name in DURATIONS)
@@ -64,6 +65,7 @@ RATES = (
 KPI_NAMES = (*DURATIONS, *BUSINESS_HOURS, *COUNTS, *MONEY, *RATES)
 
 Result = dict[str, dict[str, Any]]
+CHUNK = 50_000
 
 
 def compute(
@@ -83,19 +85,51 @@ def compute(
 
 
 def compute_all(
-    session: Session, opts: KpiOptions, scopes: Collection[str], period: Period, *, now: datetime
-) -> dict[str, Result]:
-    """Every key of every scope: the message aggregates are materialised once for all."""
+    session: Session,
+    opts: KpiOptions,
+    scopes: Collection[str],
+    period: Period,
+    *,
+    now: datetime,
+    chunk: int = CHUNK,
+) -> Iterator[tuple[str, Result]]:
+    """Every key of every scope, a chunk of keys at a time (memory stays bounded).
+
+    The message aggregates are materialised once for all scopes; scopes with many keys
+    (contacts, deals) are computed ``chunk`` ids at a time.
+    """
     base = Query.build(session, opts, "account", period, None, now)
     cal = calendar(base)
     src = materialize(session, base, cal)
     try:
-        return {
-            scope: _compute(Query.build(session, opts, scope, period, None, now), src, cal)
-            for scope in scopes
-        }
+        for scope in scopes:
+            whole = Query.build(session, opts, scope, period, None, now)
+            for span in _spans(session, scope, chunk):
+                yield scope, _compute(replace(whole, span=span), src, cal)
     finally:
         drop(session)
+
+
+_ID_COLUMNS = {
+    "agent": Agent.id,
+    "campaign": Campaign.id,
+    "deal": Deal.id,
+    "contact": Contact.id,
+}
+
+
+def _spans(session: Session, scope: str, chunk: int) -> Iterator[tuple[int, int] | None]:
+    column = _ID_COLUMNS.get(scope)
+    if column is None:
+        yield None
+        return
+    low, high = session.execute(select(func.min(column), func.max(column))).one()
+    if low is None:
+        return
+    start = int(low)
+    while start <= int(high):
+        yield start, start + chunk
+        start += chunk
 
 
 def _compute(q: Query, src: Sources, cal: Calendar | None) -> Result:
@@ -105,7 +139,7 @@ def _compute(q: Query, src: Sources, cal: Calendar | None) -> Result:
         messaging.compute(q, src),
         satisfaction.compute(q),
         revenue.compute(q),
-        utilization.compute(q),
+        utilization.compute(q, src.memo),
     )
     for family in families:
         for key, values in family.items():

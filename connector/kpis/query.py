@@ -34,6 +34,8 @@ class Query:
     period: Period
     ids: frozenset[str] | None
     now: datetime
+    # A half-open range of integer keys (a chunk of a big scope during a full recompute).
+    span: tuple[int, int] | None = None
 
     @classmethod
     def build(
@@ -89,6 +91,8 @@ class Query:
         """Restrict to the wanted ids (and to rows that have a key at all)."""
         if self.is_account or column is None:
             return true()
+        if self.span is not None:
+            return and_(column >= self.span[0], column < self.span[1])
         if self.ids is None:
             return column.is_not(None)
         if self.scope == "phone_number":
@@ -103,7 +107,7 @@ class Query:
         agent is also touched by the conversations they replied in, a campaign by the
         conversations its sends landed in.
         """
-        if self.is_account or self.ids is None:
+        if self.is_account or (self.ids is None and self.span is None):
             return true()
         own = select(Conversation.id).where(self.only(self.conv_column()))
         if self.scope == "agent":

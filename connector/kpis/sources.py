@@ -16,7 +16,7 @@ total instead of several times per scope.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -217,6 +217,8 @@ class Sources:
     convs: FromClause
     replies: FromClause
     traffic: FromClause
+    # Results shared between scopes of one full recompute (e.g. utilization per agent).
+    memo: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def inline(cls, q: Query, cal: Calendar | None) -> Sources:

@@ -53,30 +53,47 @@ def _islands(rows: Select[Any], name: str) -> Any:
     )
 
 
+def _agents(q: Query, column: Any) -> Any:
+    return q.only(column) if q.scope == "agent" else column.is_not(None)
+
+
 def _new(start: Any, prev_end: Any) -> Any:
     return case((prev_end.is_(None), 1), (start > prev_end, 1), else_=0)
 
 
-def compute(q: Query) -> dict[str, dict[str, Any]]:
+def compute(q: Query, memo: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per agent, or for the account as the sum over agents (computed once for both)."""
     if q.scope not in ("account", "agent"):
         return {}
+    whole = q.ids is None and q.span is None
+    rows = memo.get("utilization") if whole else None
+    if rows is None:
+        rows = _per_agent(q)
+        if whole:
+            memo["utilization"] = rows
+    if q.is_account:
+        length = sum(r[1] for r in rows)
+        return {"account": {"agent_utilization": percent(sum(r[2] for r in rows), length)}}
+    return {agent: {"agent_utilization": percent(used, length)} for agent, length, used in rows}
+
+
+def _per_agent(q: Query) -> list[tuple[str, float, float]]:
     c, p = Conversation, AgentPresence
     now = seconds(q.now)
     cs, ce = _clip(q, epoch(c.opened_at), func.coalesce(epoch(c.resolved_at), now))
     busy = _islands(
         select(c.agent_id.label("agent_id"), cs.label("s"), ce.label("e")).where(
-            c.agent_id.is_not(None), q.only(c.agent_id), ce > cs
+            c.agent_id.is_not(None), _agents(q, c.agent_id), ce > cs
         ),
         "busy",
     )
     ps, pe = _clip(q, epoch(p.started_at), func.coalesce(epoch(p.ended_at), now))
     present = _islands(
         select(p.agent_id.label("agent_id"), ps.label("s"), pe.label("e")).where(
-            q.only(p.agent_id), pe > ps
+            _agents(q, p.agent_id), pe > ps
         ),
         "present",
     )
-    key = q.key(present.c.agent_id)
     # CASE-based least/greatest would treat a missing busy island as the presence bounds.
     both = case(
         (
@@ -103,11 +120,10 @@ def compute(q: Query) -> dict[str, dict[str, Any]]:
         .group_by(present.c.agent_id, present.c.s, present.c.e)
         .subquery("per_island")
     )
-    key = q.key(per_island.c.agent_id)
     stmt = select(
-        key.label("k"), func.sum(per_island.c.length), func.sum(per_island.c.used)
-    ).group_by(key)
-    return {
-        str(k): {"agent_utilization": percent(used, length)}
+        per_island.c.agent_id, func.sum(per_island.c.length), func.sum(per_island.c.used)
+    ).group_by(per_island.c.agent_id)
+    return [
+        (str(k), float(length or 0), float(used or 0))
         for k, length, used in q.session.execute(stmt)
-    }
+    ]
