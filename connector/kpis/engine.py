@@ -16,7 +16,7 @@ from connector.kpis.business_hours import Calendar
 from connector.kpis.options import KpiOptions, Period
 from connector.kpis.query import Query
 from connector.kpis.sources import Sources, drop, materialize
-from connector.kpis.sql import EMPTY
+from connector.kpis.sql import EMPTY, tune
 from connector.models import Agent, Campaign, Contact, Conversation, Deal, Message
 
 DURATIONS = ("frt", "frt_human", "reply_time", "art")
@@ -81,6 +81,7 @@ def compute(
     """``{scope_key: {kpi: value}}`` for every key with data (or every key in ``ids``)."""
     q = Query.build(session, opts, scope, period, ids, now)
     cal = calendar(q)
+    tune(session)
     return _compute(q, sources or Sources.inline(q, cal), cal)
 
 
@@ -100,6 +101,7 @@ def compute_all(
     """
     base = Query.build(session, opts, "account", period, None, now)
     cal = calendar(base)
+    tune(session)
     src = materialize(session, base, cal)
     try:
         for scope in scopes:

@@ -147,42 +147,61 @@ def conversations_select(q: Query, cal: Calendar | None) -> Select[Any]:
 
 def replies_select(q: Query, cal: Calendar | None = None) -> Select[Any]:
     """A wait starts at the first customer message after a business message (or the start)
-    and ends at the next business message; only waits a human ended are kept."""
+    and ends at the next business message; only waits a human ended are kept.
+
+    One ordered pass: a customer message after a business one (or first) starts a wait, a
+    running max carries the latest start, and a business message right after a customer
+    one ends that wait.
+    """
     m = Message
-    numbered = (
+    order = {"partition_by": m.conversation_id, "order_by": (m.timestamp, m.id)}
+    previous = func.lag(m.direction).over(**order)
+    flagged = (
         select(
             m.conversation_id.label("cid"),
+            m.id.label("id"),
             m.timestamp.label("ts"),
             m.direction.label("direction"),
             m.sender_kind.label("kind"),
             m.agent_id.label("agent_id"),
-            func.sum(func.coalesce(_when(m.direction == "outbound", 1), 0))
-            .over(partition_by=m.conversation_id, order_by=(m.timestamp, m.id), rows=(None, 0))
-            .label("g"),
+            previous.label("previous"),
+            case(
+                (
+                    and_(m.direction == "inbound", or_(previous.is_(None), previous == "outbound")),
+                    m.timestamp,
+                )
+            ).label("opens"),
         )
         .where(m.conversation_id.is_not(None), conversational(), q.conversations(m.conversation_id))
-        .subquery("numbered")
+        .subquery("flagged")
     )
-    waits = (
-        select(numbered.c.cid, numbered.c.g, func.min(numbered.c.ts).label("start"))
-        .where(numbered.c.direction == "inbound")
-        .group_by(numbered.c.cid, numbered.c.g)
-        .subquery("waits")
-    )
-    ends = aliased(numbered, name="ends")
-    start, end = epoch(waits.c.start), epoch(ends.c.ts)
-    bh = [] if cal is None else [(cal.clock(end) - cal.clock(start)).label("reply_time_bh")]
-    return (
-        select(
-            waits.c.cid,
-            ends.c.agent_id,
-            ends.c.ts.label("end"),
-            (end - start).label("reply_time"),
-            *bh,
+    waited = select(
+        flagged.c.cid,
+        flagged.c.ts,
+        flagged.c.direction,
+        flagged.c.kind,
+        flagged.c.agent_id,
+        flagged.c.previous,
+        func.max(flagged.c.opens)
+        .over(
+            partition_by=flagged.c.cid,
+            order_by=(flagged.c.ts, flagged.c.id),
+            rows=(None, 0),
         )
-        .select_from(waits)
-        .join(ends, and_(ends.c.cid == waits.c.cid, ends.c.g == waits.c.g + 1))
-        .where(ends.c.direction == "outbound", ends.c.kind == "agent")
+        .label("start"),
+    ).subquery("waited")
+    start, end = epoch(waited.c.start), epoch(waited.c.ts)
+    bh = [] if cal is None else [(cal.clock(end) - cal.clock(start)).label("reply_time_bh")]
+    return select(
+        waited.c.cid,
+        waited.c.agent_id,
+        waited.c.ts.label("end"),
+        (end - start).label("reply_time"),
+        *bh,
+    ).where(
+        waited.c.direction == "outbound",
+        waited.c.previous == "inbound",
+        waited.c.kind == "agent",
     )
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Float, Integer, Select, and_, case, func, or_, select
+from sqlalchemy import Float, Integer, Select, and_, case, func, or_, select, text
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
@@ -58,6 +58,18 @@ def _ifloor_sqlite(element: ifloor, compiler: Any, **kw: Any) -> str:
 @compiles(ifloor)
 def _ifloor_default(element: ifloor, compiler: Any, **kw: Any) -> str:
     return f"CAST(FLOOR({compiler.process(element.clauses, **kw)}) AS BIGINT)"
+
+
+def tune(session: Session) -> None:
+    """PostgreSQL settings for this transaction's analytical queries.
+
+    JIT compiles expressions for seconds before queries that then run for one or two (and
+    our queries differ every run), and the default work_mem sends the per-conversation
+    sorts to disk.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL jit = off"))
+        session.execute(text("SET LOCAL work_mem = '64MB'"))
 
 
 def seconds(value: datetime) -> float:

@@ -54,7 +54,7 @@ def _islands(rows: Select[Any], name: str) -> Any:
 
 
 def _agents(q: Query, column: Any) -> Any:
-    return q.only(column) if q.scope == "agent" else column.is_not(None)
+    return q.only(column) if q.ids is not None else column.is_not(None)
 
 
 def _new(start: Any, prev_end: Any) -> Any:
@@ -65,12 +65,12 @@ def compute(q: Query, memo: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per agent, or for the account as the sum over agents (computed once for both)."""
     if q.scope not in ("account", "agent"):
         return {}
-    whole = q.ids is None and q.span is None
-    rows = memo.get("utilization") if whole else None
-    if rows is None:
+    if q.ids is not None:
         rows = _per_agent(q)
-        if whole:
-            memo["utilization"] = rows
+    else:  # every agent: computed once for the account and all chunks of agents
+        rows = memo.get("utilization") or memo.setdefault("utilization", _per_agent(q))
+        if q.span is not None:
+            rows = [r for r in rows if q.span[0] <= int(r[0]) < q.span[1]]
     if q.is_account:
         length = sum(r[1] for r in rows)
         return {"account": {"agent_utilization": percent(sum(r[2] for r in rows), length)}}
