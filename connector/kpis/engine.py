@@ -62,7 +62,47 @@ RATES = (
     "retention_rate",
     "churn_rate",
 )
-KPI_NAMES = (*DURATIONS, *BUSINESS_HOURS, *COUNTS, *MONEY, *RATES)
+# The order of DESIGN §4's table (reports list KPIs in this order).
+KPI_NAMES = (
+    *DURATIONS,
+    *BUSINESS_HOURS,
+    "unanswered_conversations",
+    "resolved_conversations",
+    "fcr_rate",
+    "repeat_contact_rate",
+    "csat",
+    "csat_mean",
+    "csat_response_rate",
+    "nps",
+    "conversation_volume",
+    "message_volume",
+    "inbound_messages",
+    "outbound_messages",
+    "agent_utilization",
+    "frt_sla_met_rate",
+    "resolution_sla_met_rate",
+    "automation_rate",
+    "automated_resolutions",
+    "delivery_rate",
+    "read_rate",
+    "failure_rate",
+    "reply_rate",
+    "ctr",
+    "recipients",
+    "conversion_rate",
+    "attributed_revenue",
+    "revenue_per_recipient",
+    "messaging_cost",
+    "campaign_spend",
+    "new_customers",
+    "cpa",
+    "time_saved_value",
+    "integration_cost",
+    "roi",
+    "retention_rate",
+    "churn_rate",
+)
+assert set(KPI_NAMES) == {*DURATIONS, *BUSINESS_HOURS, *COUNTS, *MONEY, *RATES}
 
 Result = dict[str, dict[str, Any]]
 CHUNK = 50_000
@@ -150,8 +190,8 @@ def _compute(q: Query, src: Sources, cal: Calendar | None) -> Result:
         out = {k: v for k, v in out.items() if k in q.ids}
         for key in q.ids:
             out.setdefault(key, {})
-    for values in out.values():
-        _complete(values, with_bh=cal is not None)
+    for key, values in out.items():
+        out[key] = values = _complete(values, with_bh=cal is not None)
         _derive(q, values)
     return out
 
@@ -173,15 +213,19 @@ def first_message_at(session: Session) -> datetime | None:
     return session.scalar(select(func.min(Message.timestamp)))
 
 
-def _complete(values: dict[str, Any], *, with_bh: bool) -> None:
-    for name in DURATIONS + (BUSINESS_HOURS if with_bh else ()):
-        values.setdefault(name, EMPTY.as_dict())
-    for name in COUNTS:
-        values.setdefault(name, 0)
-    for name in ("attributed_revenue", "messaging_cost", "campaign_spend"):
-        values.setdefault(name, 0.0)
-    for name in (*RATES, "revenue_per_recipient", "cpa", "time_saved_value", "integration_cost"):
-        values.setdefault(name, None)
+_DEFAULTS: dict[str, Any] = {
+    **{name: None for name in (*RATES, "revenue_per_recipient", "cpa")},
+    **{name: None for name in ("time_saved_value", "integration_cost")},
+    **{name: 0 for name in COUNTS},
+    **{name: 0.0 for name in ("attributed_revenue", "messaging_cost", "campaign_spend")},
+}
+
+
+def _complete(values: dict[str, Any], *, with_bh: bool) -> dict[str, Any]:
+    """Every KPI present: what had no data gets its empty value."""
+    durations = DURATIONS + (BUSINESS_HOURS if with_bh else ())
+    empty = {name: EMPTY.as_dict() for name in durations if name not in values}
+    return {**_DEFAULTS, **empty, **values}
 
 
 def _derive(q: Query, values: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from connector.errors import NotFound, ValidationFailed
-from connector.kpis.engine import compute
+from connector.kpis.engine import KPI_NAMES, compute
 from connector.kpis.options import SCOPES, KpiOptions, Period
 from connector.kpis.query import ACCOUNT
 from connector.kpis.sql import epoch, ifloor
@@ -83,7 +83,7 @@ def report(
 ) -> dict[str, Any]:
     key = resolve_key(session, scope, ref)
     ids = None if scope == ACCOUNT else [key]
-    values = compute(session, opts, scope, period, ids, now=now).get(key) or {}
+    values = _ordered(compute(session, opts, scope, period, ids, now=now).get(key) or {})
     out: dict[str, Any] = {
         "scope": scope,
         "id": None if scope == ACCOUNT else ref,
@@ -96,10 +96,15 @@ def report(
         "change": None,
     }
     if baseline is not None:
-        before = compute(session, opts, scope, baseline, ids, now=now).get(key) or {}
+        before = _ordered(compute(session, opts, scope, baseline, ids, now=now).get(key) or {})
         out["baseline"] = {"from": _iso(baseline.start), "to": _iso(baseline.end), "kpis": before}
         out["change"] = changes(values, before)
     return out
+
+
+def _ordered(values: dict[str, Any]) -> dict[str, Any]:
+    """KPIs in the order of DESIGN §4's table, whatever order the families produced them."""
+    return {name: values[name] for name in KPI_NAMES if name in values}
 
 
 def changes(current: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
