@@ -45,6 +45,42 @@ def period_of(start: datetime | None, end: datetime | None) -> Period:
         raise ValidationFailed(str(exc), details={"parameter": "to"}) from None
 
 
+BASELINES = ("none", "previous", "go_live")
+
+
+def with_baseline(
+    kind: str | None,
+    period: Period,
+    opts: KpiOptions,
+    now: datetime,
+    explicit: Period | None = None,
+) -> tuple[Period, Period | None]:
+    """The reported period and its baseline.
+
+    ``previous``: the period of the same length just before (both ends needed).
+    ``go_live``: after ``WACRM_GO_LIVE`` against the same length before it (the reported
+    period starts at go-live unless it starts later). ``explicit`` wins over both.
+    """
+    if explicit is not None:
+        return period, explicit
+    if kind in (None, "", "none"):
+        return period, None
+    if kind == "previous":
+        if period.start is None or period.end is None:
+            raise ValidationFailed("baseline previous needs both from and to")
+        return period, period.previous()
+    if kind == "go_live":
+        if opts.go_live is None:
+            raise ValidationFailed("baseline go_live needs WACRM_GO_LIVE")
+        go = datetime.combine(opts.go_live, time(0), tzinfo=opts.tz)
+        start = max(period.start or go, go)
+        after = period_of(start, period.end or now)
+        return after, Period(go - (after.end - after.start), go)  # type: ignore[operator]
+    raise ValidationFailed(
+        f"baseline: expected one of {', '.join(BASELINES)}", details={"parameter": "baseline"}
+    )
+
+
 def resolve_key(session: Session, scope: str, ref: str | None) -> str:
     """The internal scope key for an external id (agent external id, campaign key, ...)."""
     if scope not in SCOPES:

@@ -182,3 +182,24 @@ def test_full_recompute_from_temporary_tables_matches(timeline: Timeline) -> Non
             together[scope].update(part)
     for scope in SCOPES:
         assert together[scope] == timeline.kpis(scope, now=now), scope
+
+
+def test_go_live_baseline(timeline: Timeline) -> None:
+    """Go-live Wednesday 2026-03-04 00:00 UTC, report to Friday 09:00: after = 2 d 9 h from
+    go-live, baseline = the same 2 d 9 h before it (Sunday 15:00 to Wednesday 00:00).
+    Volume 1 after (C) vs 4 before (A, B, D, E)."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from connector.kpis import KpiOptions
+    from connector.kpis.report import report, with_baseline
+
+    opts = KpiOptions(go_live=date(2026, 3, 4))
+    now = T0.replace(year=T0.year + 1)
+    go = datetime(2026, 3, 4, tzinfo=UTC)
+    period, baseline = with_baseline("go_live", Period(None, at(days=4)), opts, now)
+    assert period == Period(go, at(days=4))
+    assert baseline == Period(go - timedelta(days=2, hours=9), go)
+    with timeline.db.session() as session:
+        body = report(session, opts, "account", None, period, now=now, baseline=baseline)
+    assert body["kpis"]["conversation_volume"] == 1
+    assert body["baseline"]["kpis"]["conversation_volume"] == 4
