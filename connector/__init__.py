@@ -12,7 +12,8 @@ from flask import Flask, Response, g, request
 
 from connector import db, errors, logs, queue
 from connector.config import Settings
-from connector.config_file import load_file_config
+from connector.config_file import FileConfig, load_file_config
+from connector.errors import ConfigError
 
 ENV_PREFIXES = ("WACRM_", "WHATSAPP_", "TWILIO_", "HUBSPOT_", "SALESFORCE_")
 
@@ -28,7 +29,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["wacrm.settings"] = settings
     app.extensions["wacrm.env"] = env  # adapters read their own settings from it
-    app.extensions["wacrm.file_config"] = load_file_config(settings.config_file)
+    app.extensions["wacrm.file_config"] = file_config = load_file_config(settings.config_file)
+    _check_mappings(file_config, settings)
     if not app.testing:
         logs.configure(settings.log_level, json=settings.log_json, pii=settings.log_pii)
     db.init_app(app, settings.database_url)
@@ -42,6 +44,15 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(links.bp)
     return app
+
+
+def _check_mappings(file_config: FileConfig, settings: Settings) -> None:
+    """A bad field mapping in the YAML file stops the start, named, like a bad setting."""
+    from connector.mappings import file_errors
+
+    errors = file_errors(file_config.field_mappings, default_crm=settings.crm)
+    if errors:
+        raise ConfigError([f"WACRM_CONFIG_FILE {settings.config_file}: {e}" for e in errors])
 
 
 def _request_ids(app: Flask) -> None:

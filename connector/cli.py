@@ -133,11 +133,15 @@ def demo(url: str | None, customers: int, seed: int) -> None:
 
 def _register_crm_commands() -> None:
     from connector.cli_crm import crm_group, outbox_group
+    from connector.cli_kpis import kpis_group
+    from connector.cli_mappings import mappings_group
     from connector.cli_roi import roi_command
 
     cli.add_command(outbox_group)
     cli.add_command(crm_group)
     cli.add_command(roi_command)
+    cli.add_command(kpis_group)
+    cli.add_command(mappings_group)
 
 
 _register_crm_commands()

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, delete, select, true, update
 from sqlalchemy.orm import Session
 
+from connector import kpi_dirty
 from connector.models import (
     Conversation,
     ConversationStatus,
@@ -303,6 +304,12 @@ def resolve_idle(session: Session, *, window: timedelta, now: datetime) -> int:
             resolved_by=ResolvedBy.TIMEOUT,
             resolved_at=Conversation.last_message_at,
         )
+        .returning(*kpi_dirty.CONVERSATION_COLUMNS)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    # A bulk UPDATE bypasses the session hooks: mark the resolved conversations' scopes.
+    rows = result.all()
+    if rows:
+        touched = kpi_dirty.conversation_keys(rows)
+        kpi_dirty.mark(session, touched | {(kpi_dirty.ACCOUNT, kpi_dirty.ACCOUNT)})
+    return len(rows)

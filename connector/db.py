@@ -18,6 +18,7 @@ from sqlalchemy import inspect as sqlalchemy_inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 import migrations
+from connector import kpi_dirty
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -115,9 +116,11 @@ def make_database(url: str) -> Database:
     engine = make_engine(url)
     # No pre-ping here: a stale connection fails the INSERT, which inbox.store retries once.
     autocommit = make_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    kpi_dirty.track(sessions)  # scopes whose KPIs a commit may change, for the write-back
     return Database(
         engine,
-        sessionmaker(engine, expire_on_commit=False),
+        sessions,
         autocommit,
         ThreadConnections(autocommit),
     )

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from sqlalchemy import func, select
 
-from connector import outbox
+from connector import field_writes, outbox
 from connector.db import Database
 from connector.models import CrmLink, OutboxOp, OutboxStatus, utcnow
 from connector.sync_records import build_records
@@ -160,7 +160,9 @@ class Syncer:
         except Permanent as exc:
             if len(records) == 1:
                 return BatchResult(
-                    rejected=(Rejected(key=_key(operation, records[0]), message=str(exc)),)
+                    rejected=(
+                        Rejected(key=_key(operation, object_type, records[0]), message=str(exc)),
+                    )
                 )
             # Find the record the CRM objects to without holding back the others.
             return self._call_all(operation, [(object_type, [r]) for r in records], report)
@@ -173,7 +175,7 @@ class Syncer:
             return self.adapter.upsert_contacts(records)
         if operation == outbox.LOG_MESSAGE:
             return self.adapter.log_messages(records)
-        return self.adapter.write_fields(object_type or "", records)
+        return _qualified(object_type or "", self.adapter.write_fields(object_type or "", records))
 
     def _apply(
         self,
@@ -189,10 +191,12 @@ class Syncer:
                 r.id: r for r in session.scalars(select(OutboxOp).where(OutboxOp.id.in_(all_ids)))
             }
             links: list[dict[str, object]] = []
+            accepted: list[OutboxOp] = []
             for key, ids in rows_by_key.items():
                 for row in (rows[i] for i in ids if i in rows):
                     if key in result.ok:
                         links += self._done(operation, row, result.ok[key], now)
+                        accepted.append(row)
                         report.done += 1
                     elif key in refused:
                         _dead(row, refused[key])
@@ -202,6 +206,8 @@ class Syncer:
                         report.retried += 1
             if links:  # one statement for the whole batch
                 session.execute(_link_statement(session), links)
+            if operation == outbox.WRITE_FIELDS:  # what each CRM field now holds
+                field_writes.record_accepted(session, self.crm, accepted, now)
         report.by_op[operation] = report.by_op.get(operation, 0) + len(rows_by_key)
 
     def _done(
@@ -256,8 +262,18 @@ def _link_statement(session: Any) -> Any:
     )
 
 
-def _key(operation: str, record: Any) -> str:
-    return record.crm_id if operation == outbox.WRITE_FIELDS else record.key
+def _key(operation: str, object_type: str | None, record: Any) -> str:
+    if operation == outbox.WRITE_FIELDS:
+        return f"{object_type}:{record.crm_id}"
+    return str(record.key)
+
+
+def _qualified(object_type: str, result: BatchResult) -> BatchResult:
+    """Field writes are keyed ``object:id``: a contact and a deal may share an id."""
+    return BatchResult(
+        ok={f"{object_type}:{k}": v for k, v in result.ok.items()},
+        rejected=tuple(replace(r, key=f"{object_type}:{r.key}") for r in result.rejected),
+    )
 
 
 def _dead(row: OutboxOp, rejected: Rejected) -> None:

@@ -157,7 +157,9 @@ def _fields(session: Session, crm: str, rows: list[OutboxOp]) -> Batch:
         payload = row.payload or {}
         target = (str(payload.get("object_type")), str(payload.get("crm_id")))
         merged.setdefault(target, {}).update(payload.get("values") or {})
-        batch.rows_by_key.setdefault(target[1], []).append(row.id)
+        # keyed object:id, as the syncer qualifies the adapter's answers (ids may repeat
+        # across object types)
+        batch.rows_by_key.setdefault(f"{target[0]}:{target[1]}", []).append(row.id)
     by_type: dict[str, list[FieldWrite]] = {}
     for (object_type, crm_id), values in merged.items():
         by_type.setdefault(object_type, []).append(FieldWrite(crm_id=crm_id, values=values))

@@ -29,6 +29,7 @@ from connector.api import (  # noqa: E402,F401  (routes on bp)
     campaigns,
     conversations,
     kpis,
+    mappings,
     messages,
     roi,
     surveys,

@@ -161,12 +161,13 @@ def test_explicit_resolution_then_new_inbound_opens_new(client, signer, db, auth
 
 
 def test_idle_job_resolves_at_last_message(client, signer, db) -> None:  # type: ignore[no-untyped-def]
-    post(client, signer, inbound("wamid.1", recent()))
+    sent = recent()  # once: a second boundary between two calls would shift it
+    post(client, signer, inbound("wamid.1", sent))
     assert snapshot(db)[0][2] == "open"
     window = timedelta(hours=24)
     assert jobs.resolve_idle(db, window=window, now=datetime.now(UTC)) == 0
-    assert jobs.resolve_idle(db, window=window, now=recent(24.5)) == 1
-    assert snapshot(db)[0][2:5] == ("resolved", "timeout", recent())
+    assert jobs.resolve_idle(db, window=window, now=sent + timedelta(hours=24.5)) == 1
+    assert snapshot(db)[0][2:5] == ("resolved", "timeout", sent)
 
 
 def test_same_post_five_times_gives_identical_rows(client, signer, db) -> None:  # type: ignore[no-untyped-def]
