@@ -122,7 +122,15 @@ def compute(
     q = Query.build(session, opts, scope, period, ids, now)
     cal = calendar(q)
     tune(session)
-    return _compute(q, sources or Sources.inline(q, cal), cal)
+    if sources is not None:
+        return _compute(q, sources, cal)
+    # Materialised even for a few ids: every family reads the aggregates several times, and
+    # on small temporary tables with real statistics the planner cannot misjudge a join.
+    src = materialize(session, q, cal)
+    try:
+        return _compute(q, src, cal)
+    finally:
+        drop(session)
 
 
 def compute_all(

@@ -8,10 +8,10 @@ Three relations carry everything the support and message KPIs need from ``messag
 - ``traffic``: message counts, statuses and cost in the period per (conversation, agent,
   campaign, contact, business number).
 
-For one scope and a few ids they are subqueries restricted to the touched conversations.
-For a full recompute they are materialised once as temporary tables (and analysed on
-PostgreSQL) and every scope aggregates from them, so ``messages`` is read three times in
-total instead of several times per scope.
+They are materialised as temporary tables (analysed on PostgreSQL): for a few ids, only
+the conversations those ids touch; for a full recompute, every conversation once, shared
+by all scopes, so ``messages`` is read three times in total instead of several times per
+scope.
 """
 
 from __future__ import annotations
@@ -239,14 +239,6 @@ class Sources:
     # Results shared between scopes of one full recompute (e.g. utilization per agent).
     memo: dict[str, Any] = field(default_factory=dict)
 
-    @classmethod
-    def inline(cls, q: Query, cal: Calendar | None) -> Sources:
-        return cls(
-            convs=conversations_select(q, cal).subquery("convs"),
-            replies=replies_select(q, cal).subquery("replies"),
-            traffic=traffic_select(q).subquery("traffic"),
-        )
-
 
 _TEMP = MetaData()
 _ID = BigInteger().with_variant(Integer(), "sqlite")
@@ -307,7 +299,7 @@ _SELECTS = {
 
 
 def materialize(session: Session, q: Query, cal: Calendar | None) -> Sources:
-    """Fill the temporary tables for ``q``'s period (all conversations); see ``drop``."""
+    """Fill the temporary tables for ``q``'s period and conversations; see ``drop``."""
     conn = session.connection()
     drop(session)
     tables = _tables(cal)
