@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from connector.kpis import messaging, revenue, roi, satisfaction, support, utilization
 from connector.kpis.business_hours import Calendar
 from connector.kpis.options import KpiOptions, Period
-from connector.kpis.query import Query
+from connector.kpis.query import Query, drop_keys
 from connector.kpis.sources import Sources, drop, materialize
 from connector.kpis.sql import EMPTY, tune
 from connector.models import Agent, Campaign, Contact, Conversation, Deal, Message
@@ -126,11 +126,12 @@ def compute(
         return _compute(q, sources, cal)
     # Materialised even for a few ids: every family reads the aggregates several times, and
     # on small temporary tables with real statistics the planner cannot misjudge a join.
-    src = materialize(session, q, cal)
     try:
-        return _compute(q, src, cal)
+        q = q.with_keys()
+        return _compute(q, materialize(session, q, cal), cal)
     finally:
         drop(session)
+        drop_keys(session)
 
 
 def compute_all(

@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, cast, func, literal_column, select, true, union
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    cast,
+    func,
+    literal_column,
+    select,
+    text,
+    true,
+    union,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -26,6 +41,21 @@ _CONVERSATION_COLUMNS = {
 }
 
 
+_TEMP = MetaData()
+_ID = BigInteger().with_variant(Integer(), "sqlite")
+# The wanted ids, and the conversations they touch, of a computation over a few ids: joined
+# instead of inlined as IN lists (thousands of bound parameters in every statement cost
+# more to send and plan than the statement costs to run).
+KEYS = Table(
+    "kpi_keys",
+    _TEMP,
+    Column("id", _ID),
+    Column("key", String(64)),
+    prefixes=["TEMPORARY"],
+)
+TOUCHED = Table("kpi_touched", _TEMP, Column("cid", _ID, primary_key=True), prefixes=["TEMPORARY"])
+
+
 @dataclass(frozen=True, slots=True)
 class Query:
     session: Session
@@ -36,6 +66,8 @@ class Query:
     now: datetime
     # A half-open range of integer keys (a chunk of a big scope during a full recompute).
     span: tuple[int, int] | None = None
+    # The ids are loaded into KEYS and their conversations into TOUCHED (see ``keyed``).
+    keyed: bool = False
 
     @classmethod
     def build(
@@ -95,9 +127,14 @@ class Query:
             return and_(column >= self.span[0], column < self.span[1])
         if self.ids is None:
             return column.is_not(None)
+        if self.keyed:
+            return column.in_(select(KEYS.c.key if self.scope == "phone_number" else KEYS.c.id))
         if self.scope == "phone_number":
             return column.in_(sorted(self.ids))
-        return column.in_(sorted(int(i) for i in self.ids if i.lstrip("-").isdigit()))
+        return column.in_(self.int_ids())
+
+    def int_ids(self) -> list[int]:
+        return sorted(int(i) for i in self.ids or () if i.lstrip("-").isdigit())
 
     def conversations(self, cid: Any) -> ColumnElement[bool]:
         """Restrict a conversation-id column to the conversations the wanted ids touch.
@@ -109,12 +146,39 @@ class Query:
         """
         if self.is_account or (self.ids is None and self.span is None):
             return true()
+        if self.keyed:
+            return cid.in_(select(TOUCHED.c.cid))
+        return cid.in_(self.touched())
+
+    def touched(self) -> Any:
+        """The ids of the conversations the wanted ids (or span) touch."""
         own = select(Conversation.id).where(self.only(self.conv_column()))
         if self.scope == "agent":
             own = union(own, select(Message.conversation_id).where(self.only(Message.agent_id)))
         elif self.scope == "campaign":
             own = union(own, select(Message.conversation_id).where(self.only(Message.campaign_id)))
-        return cid.in_(own)
+        return own
+
+    def with_keys(self) -> Query:
+        """Load the wanted ids and their conversations into temporary tables; see ``drop_keys``."""
+        if self.ids is None or self.is_account:
+            return self
+        conn = self.session.connection()
+        drop_keys(self.session)
+        for table in (KEYS, TOUCHED):
+            table.create(conn)
+        rows = (
+            [{"id": None, "key": k} for k in sorted(self.ids)]
+            if self.scope == "phone_number"
+            else [{"id": i, "key": None} for i in self.int_ids()]
+        )
+        if rows:
+            conn.execute(KEYS.insert(), rows)
+        keyed = replace(self, keyed=True)
+        conn.execute(TOUCHED.insert().from_select(["cid"], keyed.touched()))
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("ANALYZE kpi_keys, kpi_touched"))
+        return keyed
 
     def in_period(self, column: Any) -> ColumnElement[bool]:
         conds = []
@@ -123,3 +187,9 @@ class Query:
         if self.period.end is not None:
             conds.append(column < self.period.end)
         return and_(*conds) if conds else true()
+
+
+def drop_keys(session: Session) -> None:
+    conn = session.connection()
+    for table in (KEYS, TOUCHED):
+        table.drop(conn, checkfirst=True)
