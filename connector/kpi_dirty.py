@@ -364,8 +364,17 @@ def _xid(session: Session) -> str | None:
 
 
 def _settle(db: Database, xid: str, *, timeout: float = SETTLE_TIMEOUT) -> None:
-    """Wait until every transaction that started before ``xid`` has ended."""
-    check = text("SELECT pg_snapshot_xmin(pg_current_snapshot()) > CAST(:xid AS xid8)")
+    """Wait until every transaction of this database that started before ``xid`` has ended.
+
+    Only this database's: the cluster-wide snapshot horizon would also wait for a long
+    transaction of another database on the same server.
+    """
+    check = text(
+        "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity a"
+        " WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()"
+        " AND a.backend_xid IS NOT NULL"
+        " AND age(a.backend_xid) > age(CAST(CAST(:xid AS xid8) AS xid)))"
+    )
     deadline = time.monotonic() + timeout
     with db.engine.connect() as conn:
         while not conn.execute(check, {"xid": xid}).scalar():

@@ -34,7 +34,7 @@ from connector.kpis import KpiOptions, compute
 from connector.models import FieldMapping, KpiValue
 
 logger = structlog.get_logger(__name__)
-IDS_PER_COMPUTE = 1000  # the engine repeats the id list in several subqueries
+IDS_PER_COMPUTE = 25_000  # ids go to a temporary table; bounds one computation's memory
 Values = dict[str, dict[str, Any]]
 
 

@@ -15,7 +15,6 @@ from sqlalchemy import (
     String,
     Table,
     and_,
-    cast,
     func,
     literal_column,
     select,
@@ -93,7 +92,9 @@ class Query:
         if self.is_account:
             # An expression, not a bare constant: PostgreSQL refuses GROUP BY 'literal'.
             return func.lower(literal_column(f"'{ACCOUNT}'"))
-        return cast(column, String) if self.scope != "phone_number" else column
+        # The raw column: grouping and sorting on integers is cheaper than on their text;
+        # callers turn keys into strings in Python.
+        return column
 
     def conv_key(self, conv: Any = Conversation) -> ColumnElement[Any]:
         return self.key(self.conv_column(conv))
