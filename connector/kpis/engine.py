@@ -184,17 +184,13 @@ def _spans(session: Session, scope: str, chunk: int) -> Iterator[tuple[int, int]
 
 
 def _compute(q: Query, src: Sources, cal: Calendar | None) -> Result:
-    out: Result = {}
-    families = (
-        support.compute(q, src, cal is not None),
-        messaging.compute(q, src),
-        satisfaction.compute(q),
-        revenue.compute(q),
-        utilization.compute(q, src.memo),
-    )
-    for family in families:
-        for key, values in family.items():
-            out.setdefault(key, {}).update(values)
+    out: Result = {}  # every family merges into it
+    support.compute(q, src, cal is not None, out)
+    messaging.compute(q, src, out)
+    satisfaction.compute(q, out)
+    revenue.compute(q, out)
+    for key, values in utilization.compute(q, src.memo).items():
+        out.setdefault(key, {}).update(values)
     if q.ids is not None:
         out = {k: v for k, v in out.items() if k in q.ids}
         for key in q.ids:

@@ -9,19 +9,15 @@ from sqlalchemy.orm import aliased
 
 from connector.kpis.query import Query
 from connector.kpis.sources import Sources
-from connector.kpis.sql import count_if, epoch, percent
+from connector.kpis.sql import count_if, epoch, percent, put
 from connector.kpis.support import traffic_column
 from connector.models import Conversation, LinkClick, Message
 
 Result = dict[str, dict[str, Any]]
 
 
-def _put(out: Result, key: Any, name: str, value: Any) -> None:
-    out.setdefault(str(key), {})[name] = value
-
-
-def compute(q: Query, src: Sources) -> Result:
-    out: Result = {}
+def compute(q: Query, src: Sources, out: Result | None = None) -> Result:
+    out = {} if out is None else out
     _delivery(q, src.traffic, out)
     _recipients(q, out)
     return out
@@ -47,10 +43,14 @@ def _delivery(q: Query, t: Any, out: Result) -> None:
         .group_by(key)
     )
     for k, sent, reached_n, read, failed, cost in q.session.execute(stmt):
-        _put(out, k, "delivery_rate", percent(reached_n, sent))
-        _put(out, k, "read_rate", percent(read, reached_n))
-        _put(out, k, "failure_rate", percent(failed, sent))
-        _put(out, k, "messaging_cost", round(float(cost or 0), 6))
+        put(
+            out,
+            k,
+            delivery_rate=percent(reached_n, sent),
+            read_rate=percent(read, reached_n),
+            failure_rate=percent(failed, sent),
+            messaging_cost=round(float(cost or 0), 6),
+        )
 
 
 def _recipients(q: Query, out: Result) -> None:
@@ -98,6 +98,10 @@ def _recipients(q: Query, out: Result) -> None:
         count_if(and_(delivered, clicked)).label("clicked"),
     ).group_by(pairs.c.k)
     for k, recipients, delivered_n, replied_n, clicked_n in q.session.execute(stmt):
-        _put(out, k, "recipients", int(recipients))
-        _put(out, k, "reply_rate", percent(replied_n, delivered_n))
-        _put(out, k, "ctr", percent(clicked_n, delivered_n))
+        put(
+            out,
+            k,
+            recipients=int(recipients),
+            reply_rate=percent(replied_n, delivered_n),
+            ctr=percent(clicked_n, delivered_n),
+        )

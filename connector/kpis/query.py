@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from connector.kpis.options import SCOPES, KpiOptions, Period
+from connector.kpis.sql import index_lookups
 from connector.models import Conversation, Message
 
 ACCOUNT = "account"
@@ -176,7 +177,8 @@ class Query:
         if rows:
             conn.execute(KEYS.insert(), rows)
         keyed = replace(self, keyed=True)
-        conn.execute(TOUCHED.insert().from_select(["cid"], keyed.touched()))
+        with index_lookups(conn):
+            conn.execute(TOUCHED.insert().from_select(["cid"], keyed.touched()))
         if conn.dialect.name == "postgresql":
             conn.execute(text("ANALYZE kpi_keys, kpi_touched"))
         return keyed

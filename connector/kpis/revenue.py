@@ -15,22 +15,18 @@ from sqlalchemy.orm import aliased
 
 from connector.kpis.options import Period
 from connector.kpis.query import Query
-from connector.kpis.sql import count_if, epoch, percent
+from connector.kpis.sql import count_if, epoch, percent, put
 from connector.models import Campaign, Conversation, Deal, DealContact, Message
 
 Result = dict[str, dict[str, Any]]
-
-
-def _put(out: Result, key: Any, name: str, value: Any) -> None:
-    out.setdefault(str(key), {})[name] = value
 
 
 def won_at() -> Any:
     return func.coalesce(Deal.won_at, Deal.close_date)
 
 
-def compute(q: Query) -> Result:
-    out: Result = {}
+def compute(q: Query, out: Result | None = None) -> Result:
+    out = {} if out is None else out
     _conversion(q, out)
     _attributed(q, out)
     _spend(q, out)
@@ -60,7 +56,7 @@ def _conversion(q: Query, out: Result) -> None:
         .group_by(key)
     )
     for k, convs, converted in q.session.execute(stmt):
-        _put(out, k, "conversion_rate", percent(converted, convs))
+        put(out, k, conversion_rate=percent(converted, convs))
 
 
 def touches(q: Query) -> Any:
@@ -142,8 +138,12 @@ def _attributed(q: Query, out: Result) -> None:
         .group_by(key)
     )
     for k, revenue, new_customers in q.session.execute(stmt):
-        _put(out, k, "attributed_revenue", round(float(revenue or 0), 2))
-        _put(out, k, "new_customers", int(new_customers or 0))
+        put(
+            out,
+            k,
+            attributed_revenue=round(float(revenue or 0), 2),
+            new_customers=int(new_customers or 0),
+        )
 
 
 def _if(cond: Any, value: Any) -> Any:
@@ -174,7 +174,7 @@ def _spend(q: Query, out: Result) -> None:
         .group_by(key)
     )
     for k, spend in q.session.execute(stmt):
-        _put(out, k, "campaign_spend", round(float(spend or 0), 2))
+        put(out, k, campaign_spend=round(float(spend or 0), 2))
 
 
 def _active(q: Query, period: Period) -> Select[Any]:
@@ -221,5 +221,9 @@ def _retention(q: Query, out: Result) -> None:
     )
     for k, before, again in q.session.execute(stmt):
         rate = percent(again, before)
-        _put(out, k, "retention_rate", rate)
-        _put(out, k, "churn_rate", None if rate is None else round(100.0 - rate, 4))
+        put(
+            out,
+            k,
+            retention_rate=rate,
+            churn_rate=None if rate is None else round(100.0 - rate, 4),
+        )

@@ -13,8 +13,8 @@ from connector.models import Conversation, Survey, SurveyResponse
 Result = dict[str, dict[str, Any]]
 
 
-def compute(q: Query) -> Result:
-    out: Result = {}
+def compute(q: Query, out: Result | None = None) -> Result:
+    out = {} if out is None else out
     c, r = Conversation, SurveyResponse
     key = q.conv_key(c)
     base = select(key.label("k")).select_from(r).join(c, c.id == r.conversation_id)

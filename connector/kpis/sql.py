@@ -7,13 +7,15 @@ spots where the dialects differ are compiled here.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import Float, Integer, Select, and_, case, func, or_, select, text
-from sqlalchemy.dialects.postgresql import array
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -72,6 +74,25 @@ def tune(session: Session) -> None:
         session.execute(text("SET LOCAL work_mem = '64MB'"))
 
 
+@contextmanager
+def index_lookups(conn: Connection, enabled: bool = True) -> Iterator[None]:
+    """PostgreSQL: nested loops only, for statements over a few touched conversations.
+
+    On a big table the planner misjudges how many messages a conversation has and would
+    rather hash-join a scan of all of them than probe the conversation index.
+    """
+    nested = enabled and conn.dialect.name == "postgresql"
+    if nested:
+        conn.execute(text("SET LOCAL enable_hashjoin = off"))
+        conn.execute(text("SET LOCAL enable_mergejoin = off"))
+    try:
+        yield
+    finally:
+        if nested:
+            conn.execute(text("SET LOCAL enable_hashjoin = on"))
+            conn.execute(text("SET LOCAL enable_mergejoin = on"))
+
+
 def seconds(value: datetime) -> float:
     return value.timestamp()
 
@@ -93,6 +114,16 @@ def percent(part: float | int | None, whole: float | int | None) -> float | None
     if not whole:
         return None
     return round(100.0 * float(part or 0) / float(whole), 4)
+
+
+def put(out: dict[str, dict[str, Any]], key: Any, **values: Any) -> None:
+    """Merge ``values`` into the KPIs of ``key`` (keys are strings in every result)."""
+    k = str(key)
+    row = out.get(k)
+    if row is None:
+        out[k] = values
+    else:
+        row.update(values)
 
 
 def rows_by_key(session: Session, stmt: Select[Any]) -> dict[str, Any]:
@@ -169,15 +200,56 @@ def distributions(session: Session, samples: Select[Any]) -> dict[str, Dist]:
     return out
 
 
+def distributions_of(
+    session: Session, source: Any, key: Any, where: Any, samples: dict[str, tuple[Any, Any]]
+) -> dict[str, dict[str, Dist]]:
+    """``{name: {key: Dist}}`` for several ``name: (value, condition)`` over one source.
+
+    PostgreSQL: one scan and one grouping, each statistic with its own FILTER. Elsewhere:
+    one ``distributions`` per name (the same numbers).
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return {
+            name: distributions(
+                session,
+                select(key.label("k"), value.label("v"))
+                .select_from(source)
+                .where(where, value.is_not(None), cond),
+            )
+            for name, (value, cond) in samples.items()
+        }
+    columns: list[Any] = [key]
+    for value, cond in samples.values():
+        picked = and_(value.is_not(None), cond)
+        columns += [
+            func.count(value).filter(picked),
+            func.avg(value).filter(picked),
+            func.percentile_cont(0.5).within_group(value).filter(picked),
+            func.percentile_cont(0.9).within_group(value).filter(picked),
+        ]
+    anything = or_(*(and_(v.is_not(None), c) for v, c in samples.values()))
+    stmt = select(*columns).select_from(source).where(where, anything).group_by(key)
+    out: dict[str, dict[str, Dist]] = {name: {} for name in samples}
+    names = list(samples)
+    for row in session.execute(stmt):
+        k = str(row[0])
+        for i, name in enumerate(names):
+            n, avg, p50, p90 = row[1 + 4 * i : 5 + 4 * i]
+            if n:
+                out[name][k] = Dist(mean=_r(avg), median=_r(p50), p90=_r(p90), count=n)
+    return out
+
+
 def _ordered_set(session: Session, key: Any, value: Any) -> dict[str, Dist]:
     """PostgreSQL's ``percentile_cont`` is the same linear interpolation, in one pass."""
-    pct = func.percentile_cont(array([0.5, 0.9])).within_group(value)
-    stmt = (
-        select(key, func.count(value), func.avg(value), pct).where(value.is_not(None)).group_by(key)
-    )
+    # Two scalar aggregates (they share one sort): an array result costs more to parse.
+    median = func.percentile_cont(0.5).within_group(value)
+    p90 = func.percentile_cont(0.9).within_group(value)
+    stmt = select(key, func.count(value), func.avg(value), median, p90)
+    rows = session.execute(stmt.where(value.is_not(None)).group_by(key))
     return {
-        str(k): Dist(mean=_r(float(avg)), median=_r(p[0]), p90=_r(p[1]), count=int(n))
-        for k, n, avg, p in session.execute(stmt)
+        str(k): Dist(mean=_r(avg), median=_r(p50), p90=_r(p90_), count=n)
+        for k, n, avg, p50, p90_ in rows
     }
 
 

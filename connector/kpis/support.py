@@ -12,18 +12,14 @@ from sqlalchemy import and_, func, or_, select
 
 from connector.kpis.query import Query
 from connector.kpis.sources import Sources
-from connector.kpis.sql import EPSILON, count_if, distributions, percent
+from connector.kpis.sql import EPSILON, count_if, distributions_of, percent, put
 from connector.models import Conversation
 
 Result = dict[str, dict[str, Any]]
 
 
-def _put(out: Result, key: Any, name: str, value: Any) -> None:
-    out.setdefault(str(key), {})[name] = value
-
-
-def compute(q: Query, src: Sources, with_bh: bool) -> Result:
-    out: Result = {}
+def compute(q: Query, src: Sources, with_bh: bool, out: Result | None = None) -> Result:
+    out = {} if out is None else out
     _durations(q, src, with_bh, out)
     _counts(q, src.convs, out)
     _volume(q, src.traffic, out)
@@ -44,21 +40,23 @@ def _durations(q: Query, src: Sources, with_bh: bool, out: Result) -> None:
         reply_col = q.conv_column(Conversation)
         replies = r.join(Conversation, Conversation.id == r.c.cid)
     plans = (
-        ("frt", v, v, scope_col, opened),
-        ("frt_human", v, v, human_col, opened),
-        ("art", v, v, scope_col, closed),
-        ("reply_time", r, replies, reply_col, q.in_period(r.c.end)),
+        ("frt", v, scope_col, opened),
+        ("frt_human", v, human_col, opened),
+        ("art", v, scope_col, closed),
+        ("reply_time", replies, reply_col, q.in_period(r.c.end)),
     )
-    for name, table, source, key_col, when in plans:
+    # KPIs read from the same relation under the same key share one statement.
+    groups: dict[tuple[int, int], tuple[Any, Any, dict[str, tuple[Any, Any]]]] = {}
+    for name, source, key_col, when in plans:
+        table = r if name == "reply_time" else v
+        samples = groups.setdefault((id(source), id(key_col)), (source, key_col, {}))[2]
         for kpi in (name, f"{name}_bh") if with_bh else (name,):
-            value = table.c[kpi]
-            samples = (
-                select(q.key(key_col).label("k"), value.label("v"))
-                .select_from(source)
-                .where(value.is_not(None), when, q.only(key_col))
-            )
-            for key, dist in distributions(q.session, samples).items():
-                _put(out, key, kpi, dist.as_dict())
+            samples[kpi] = (table.c[kpi], when)
+    for source, key_col, samples in groups.values():
+        found = distributions_of(q.session, source, q.key(key_col), q.only(key_col), samples)
+        for kpi, dists in found.items():
+            for key, dist in dists.items():
+                put(out, key, **{kpi: dist.as_dict()})
 
 
 def _counts(q: Query, v: Any, out: Result) -> None:
@@ -84,15 +82,19 @@ def _counts(q: Query, v: Any, out: Result) -> None:
     )
     for row in q.session.execute(stmt):
         k, resolved_n, repeats = str(row.k), int(row.resolved or 0), int(row.repeat or 0)
-        _put(out, k, "conversation_volume", int(row.opened or 0))
-        _put(out, k, "unanswered_conversations", int(row.unanswered or 0))
-        _put(out, k, "frt_sla_met_rate", percent(row.frt_met, row.answered))
-        _put(out, k, "resolved_conversations", resolved_n)
-        _put(out, k, "fcr_rate", percent(resolved_n - repeats, resolved_n))
-        _put(out, k, "repeat_contact_rate", percent(repeats, resolved_n))
-        _put(out, k, "resolution_sla_met_rate", percent(row.art_met, resolved_n))
-        _put(out, k, "automation_rate", percent(row.automated, resolved_n))
-        _put(out, k, "automated_resolutions", int(row.automated or 0))
+        put(
+            out,
+            k,
+            conversation_volume=int(row.opened or 0),
+            unanswered_conversations=int(row.unanswered or 0),
+            frt_sla_met_rate=percent(row.frt_met, row.answered),
+            resolved_conversations=resolved_n,
+            fcr_rate=percent(resolved_n - repeats, resolved_n),
+            repeat_contact_rate=percent(repeats, resolved_n),
+            resolution_sla_met_rate=percent(row.art_met, resolved_n),
+            automation_rate=percent(row.automated, resolved_n),
+            automated_resolutions=int(row.automated or 0),
+        )
 
 
 def _volume(q: Query, t: Any, out: Result) -> None:
@@ -109,9 +111,14 @@ def _volume(q: Query, t: Any, out: Result) -> None:
         .group_by(key)
     )
     for k, inbound, outbound in q.session.execute(msgs):
-        _put(out, str(k), "inbound_messages", int(inbound or 0))
-        _put(out, str(k), "outbound_messages", int(outbound or 0))
-        _put(out, str(k), "message_volume", int(inbound or 0) + int(outbound or 0))
+        inbound, outbound = int(inbound or 0), int(outbound or 0)
+        put(
+            out,
+            k,
+            inbound_messages=inbound,
+            outbound_messages=outbound,
+            message_volume=inbound + outbound,
+        )
 
 
 def traffic_column(q: Query, t: Any) -> Any:
