@@ -53,6 +53,11 @@ KEYS = Table(
     Column("key", String(64)),
     prefixes=["TEMPORARY"],
 )
+# Index lookups pay while the touched conversations are a small share of all of them
+# (an agent or a business number touches most conversations: those are scanned).
+LOOKUP_SHARE = 0.05
+SCAN_SHARE = 0.5
+LOOKUP_KEYS = 50_000
 TOUCHED = Table("kpi_touched", _TEMP, Column("cid", _ID, primary_key=True), prefixes=["TEMPORARY"])
 
 
@@ -66,8 +71,12 @@ class Query:
     now: datetime
     # A half-open range of integer keys (a chunk of a big scope during a full recompute).
     span: tuple[int, int] | None = None
-    # The ids are loaded into KEYS and their conversations into TOUCHED (see ``keyed``).
+    # The ids are loaded into KEYS and their conversations into TOUCHED (see ``with_keys``).
     keyed: bool = False
+    # ...and those conversations are few enough to be read through the indexes, or so many
+    # that reading them all is cheaper than picking them out.
+    lookups: bool = False
+    everything: bool = False
 
     @classmethod
     def build(
@@ -148,6 +157,8 @@ class Query:
         """
         if self.is_account or (self.ids is None and self.span is None):
             return true()
+        if self.everything:
+            return true()
         if self.keyed:
             return cid.in_(select(TOUCHED.c.cid))
         return cid.in_(self.touched())
@@ -177,11 +188,13 @@ class Query:
         if rows:
             conn.execute(KEYS.insert(), rows)
         keyed = replace(self, keyed=True)
-        with index_lookups(conn):
-            conn.execute(TOUCHED.insert().from_select(["cid"], keyed.touched()))
+        with index_lookups(conn, len(rows) <= LOOKUP_KEYS):
+            touched = conn.execute(TOUCHED.insert().from_select(["cid"], keyed.touched()))
         if conn.dialect.name == "postgresql":
             conn.execute(text("ANALYZE kpi_keys, kpi_touched"))
-        return keyed
+        total = self.session.scalar(select(func.count()).select_from(Conversation)) or 0
+        share = touched.rowcount / total if total else 0.0
+        return replace(keyed, lookups=share <= LOOKUP_SHARE, everything=share >= SCAN_SHARE)
 
     def in_period(self, column: Any) -> ColumnElement[bool]:
         conds = []

@@ -76,7 +76,7 @@ def facts_select(q: Query) -> Select[Any]:
         .group_by(m.conversation_id)
         .subquery("per_conv")
     )
-    if q.keyed:
+    if q.lookups:
         # A few conversations: one index probe each beats ranking every human message.
         m2 = aliased(Message, name="first_human")
         first_agent = (
@@ -319,7 +319,7 @@ def materialize(session: Session, q: Query, cal: Calendar | None) -> Sources:
         indexes, table.indexes = set(table.indexes), set()
         table.create(conn)
         stmt = _SELECTS[name](q, cal)
-        with index_lookups(conn, q.keyed):
+        with index_lookups(conn, q.lookups):
             conn.execute(table.insert().from_select([c.name for c in table.c], stmt))
         for index in indexes:
             index.create(conn)
