@@ -105,7 +105,7 @@ KPI_NAMES = (
 assert set(KPI_NAMES) == {*DURATIONS, *BUSINESS_HOURS, *COUNTS, *MONEY, *RATES}
 
 Result = dict[str, dict[str, Any]]
-CHUNK = 50_000
+CHUNK = 20_000
 
 
 def compute(

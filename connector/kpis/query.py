@@ -49,8 +49,8 @@ _ID = BigInteger().with_variant(Integer(), "sqlite")
 KEYS = Table(
     "kpi_keys",
     _TEMP,
-    Column("id", _ID),
-    Column("key", String(64)),
+    Column("id", _ID, index=True),
+    Column("key", String(64), index=True),
     prefixes=["TEMPORARY"],
 )
 # Index lookups pay while the touched conversations are a small share of all of them
@@ -147,6 +147,14 @@ class Query:
     def int_ids(self) -> list[int]:
         return sorted(int(i) for i in self.ids or () if i.lstrip("-").isdigit())
 
+    def own(self, conv: Any = Conversation) -> ColumnElement[bool]:
+        """Conversations of the wanted keys; for a few ids, also said through the touched
+        conversations so the planner can start from that small table."""
+        column = self.conv_column(conv)
+        if self.keyed and not self.everything:
+            return and_(self.only(column), conv.id.in_(select(TOUCHED.c.cid)))
+        return self.only(column)
+
     def conversations(self, cid: Any) -> ColumnElement[bool]:
         """Restrict a conversation-id column to the conversations the wanted ids touch.
 
@@ -187,12 +195,19 @@ class Query:
         )
         if rows:
             conn.execute(KEYS.insert(), rows)
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("ANALYZE kpi_keys"))
         keyed = replace(self, keyed=True)
+        total = self.session.scalar(select(func.count()).select_from(Conversation)) or 0
+        own = self.session.scalar(
+            select(func.count()).select_from(Conversation).where(keyed.only(keyed.conv_column()))
+        )
+        if own and own >= SCAN_SHARE * total:  # the scope's own conversations already are most
+            return replace(keyed, everything=True)
         with index_lookups(conn, len(rows) <= LOOKUP_KEYS):
             touched = conn.execute(TOUCHED.insert().from_select(["cid"], keyed.touched()))
         if conn.dialect.name == "postgresql":
-            conn.execute(text("ANALYZE kpi_keys, kpi_touched"))
-        total = self.session.scalar(select(func.count()).select_from(Conversation)) or 0
+            conn.execute(text("ANALYZE kpi_touched"))
         share = touched.rowcount / total if total else 0.0
         return replace(keyed, lookups=share <= LOOKUP_SHARE, everything=share >= SCAN_SHARE)
 

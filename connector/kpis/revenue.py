@@ -52,7 +52,7 @@ def _conversion(q: Query, out: Result) -> None:
     stmt = (
         select(key.label("k"), func.count(), count_if(_won_after(c, window)))
         .select_from(c)
-        .where(q.in_period(c.opened_at), q.only(q.conv_column(c)))
+        .where(q.in_period(c.opened_at), q.own(c))
         .group_by(key)
     )
     for k, convs, converted in q.session.execute(stmt):
@@ -70,6 +70,13 @@ def touches(q: Query) -> Any:
         else (t.opened_at.desc(), t.id.desc())
     )
     won = won_at()
+    deals = [Deal.is_won.is_(True)]
+    if (q.keyed and not q.everything) or (q.span is not None and q.scope in ("contact", "deal")):
+        # Only deals of the contacts whose conversations can be credited here; each keeps
+        # all its touches, so the ranking is the same as over every deal.
+        contacts = select(Conversation.contact_id).where(q.conversations(Conversation.id))
+        linked = select(DealContact.deal_id).where(DealContact.contact_id.in_(contacts))
+        deals.append(Deal.id.in_(linked))
     ranked = (
         select(
             Deal.id.label("deal_id"),
@@ -84,7 +91,7 @@ def touches(q: Query) -> Any:
         .join(DealContact, DealContact.deal_id == Deal.id)
         .join(t, t.contact_id == DealContact.contact_id)
         .where(
-            Deal.is_won.is_(True),
+            *deals,
             q.in_period(won),
             t.opened_at <= won,
             epoch(t.opened_at) >= epoch(won) - window,
@@ -134,7 +141,7 @@ def _attributed(q: Query, out: Result) -> None:
         )
         .select_from(tt)
         .join(c, c.id == tt.c.conv_id)
-        .where(q.only(q.conv_column(c)))
+        .where(q.own(c))
         .group_by(key)
     )
     for k, revenue, new_customers in q.session.execute(stmt):
@@ -179,7 +186,7 @@ def _spend(q: Query, out: Result) -> None:
 
 def _active(q: Query, period: Period) -> Select[Any]:
     c = Conversation
-    conds = [q.only(q.conv_column(c))]
+    conds = [q.own(c)]
     if period.start is not None:
         conds.append(c.opened_at >= period.start)
     if period.end is not None:

@@ -18,7 +18,7 @@ def compute(q: Query, out: Result | None = None) -> Result:
     c, r = Conversation, SurveyResponse
     key = q.conv_key(c)
     base = select(key.label("k")).select_from(r).join(c, c.id == r.conversation_id)
-    base = base.where(q.in_period(r.answered_at), q.only(q.conv_column(c)))
+    base = base.where(q.in_period(r.answered_at), q.own(c))
     # 1-5: 4 and 5 are satisfied; 1-10: 8 and above.
     satisfied = or_(and_(r.scale <= 5, r.score >= 4), and_(r.scale > 5, r.score >= 8))
     csat = base.where(r.kind == "csat").add_columns(
@@ -55,7 +55,7 @@ def _response_rate(q: Query, out: Result) -> None:
             s.kind == "csat",
             s.delivered_at.is_not(None),
             q.in_period(s.sent_at),
-            q.only(q.conv_column(c)),
+            q.own(c),
         )
         .group_by(key)
     )
