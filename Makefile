@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # `make install INSTALL_SPEC=.` so the image is built by this same recipe.
 INSTALL_SPEC ?= -e .[dev]
 
-.PHONY: run test install lint bench clean env
+.PHONY: run test install lint bench bench-kpis clean env
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	command -v wrk >/dev/null || apt-get install -y wrk || echo "wrk unavailable: Python client"
 	$(BIN)/python benchmarks/ingest.py
+
+# KPI recompute on 1 M conversations / 10 M messages (PostgreSQL wacrm_bench and SQLite).
+bench-kpis: $(STAMP)
+	$(BIN)/python benchmarks/kpis.py
 
 clean:
 	rm -rf $(VENV) *.egg-info build
