@@ -203,17 +203,28 @@ def replies_select(q: Query, cal: Calendar | None = None) -> Select[Any]:
     ).subquery("waited")
     start, end = epoch(waited.c.start), epoch(waited.c.ts)
     bh = [] if cal is None else [(cal.clock(end) - cal.clock(start)).label("reply_time_bh")]
-    return select(
-        waited.c.cid,
-        waited.c.agent_id,
-        waited.c.ts.label("end"),
-        (end - start).label("reply_time"),
-        *bh,
-    ).where(
-        waited.c.direction == "outbound",
-        waited.c.previous == "inbound",
-        waited.c.kind == "agent",
+    c = Conversation
+    return (
+        select(
+            waited.c.cid,
+            waited.c.agent_id,
+            waited.c.ts.label("end"),
+            (end - start).label("reply_time"),
+            *bh,
+            *_scope_columns(c),
+        )
+        .join(c, c.id == waited.c.cid)
+        .where(
+            waited.c.direction == "outbound",
+            waited.c.previous == "inbound",
+            waited.c.kind == "agent",
+        )
     )
+
+
+def _scope_columns(c: Any) -> list[Any]:
+    """A conversation's scope columns, copied onto its waits (no join per scope later)."""
+    return [c.contact_id, c.deal_id, c.campaign_id, c.business_number_id]
 
 
 def traffic_select(q: Query, cal: Calendar | None = None) -> Select[Any]:
@@ -284,13 +295,18 @@ def _tables(cal: Calendar | None) -> dict[str, Table]:
         Column("end", UTCDateTime()),
         Column("reply_time", Float),
         *([Column("reply_time_bh", Float)] if bh else []),
+        # Chunks of contacts and deals are read by range.
+        *(Column(name, _ID, index=True) for name in ("contact_id", "deal_id")),
+        Column("campaign_id", _ID),
+        Column("business_number_id", String(64)),
         prefixes=["TEMPORARY"],
     )
     traffic = Table(
         "kpi_traffic",
         meta,
         Column("conversation_id", _ID, index=True),
-        *(Column(name, _ID) for name in ("agent_id", "campaign_id", "contact_id")),
+        *(Column(name, _ID) for name in ("agent_id", "campaign_id")),
+        Column("contact_id", _ID, index=True),
         Column("business_number_id", String(64)),
         *(
             Column(name, Integer)

@@ -32,18 +32,13 @@ def _durations(q: Query, src: Sources, with_bh: bool, out: Result) -> None:
     opened, closed = q.in_period(v.c.opened_at), q.in_period(v.c.resolved_at)
     # frt_human and reply_time belong to the agent who answered.
     human_col = v.c.first_human_agent if q.scope == "agent" else scope_col
-    if q.scope == "agent":
-        reply_col, replies = r.c.agent_id, r
-    elif q.is_account:
-        reply_col, replies = None, r
-    else:
-        reply_col = q.conv_column(Conversation)
-        replies = r.join(Conversation, Conversation.id == r.c.cid)
+    # A wait carries its conversation's scope columns; the agent is the one who replied.
+    reply_col = r.c.agent_id if q.scope == "agent" else q.conv_column(r)
     plans = (
         ("frt", v, scope_col, opened),
         ("frt_human", v, human_col, opened),
         ("art", v, scope_col, closed),
-        ("reply_time", replies, reply_col, q.in_period(r.c.end)),
+        ("reply_time", r, reply_col, q.in_period(r.c.end)),
     )
     # KPIs read from the same relation under the same key share one statement.
     groups: dict[tuple[int, int], tuple[Any, Any, dict[str, tuple[Any, Any]]]] = {}
