@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from benchmarks.crm_calls import FIRST, LAST, TEXTS
 from connector.costs import COUNTRY_RATES, DEFAULT_RATES
 
 SEED = 20260302
@@ -46,18 +47,7 @@ NUMBER_WEIGHTS = (6, 3, 1)
 # Calling codes by share of contacts (one entry = 5 %).
 COUNTRIES = ("1", "1", "1", "44", "44", "49", "49", "55", "55", "55", "91", "91", "91", "91")
 COUNTRIES += ("34", "34", "52", "52", "62", "234")
-FIRST = ("Ana", "Ben", "Chen", "Dara", "Eli", "Fatima", "Gus", "Hana", "Ivo", "Jun", "Kemi")
-LAST = ("Silva", "Meyer", "Okafor", "Tanaka", "Rossi", "Novak", "Haddad", "Park", "Lopez")
-TEXTS = (
-    "Hi, is my order on its way?",
-    "Can I change the delivery address?",
-    "Thanks!",
-    "What are your opening hours?",
-    "I'd like a refund for order 4411",
-    "ok",
-    "Sure, one moment please.",
-    "Your order ships tomorrow.",
-)
+# Names and message texts: the same as the CRM-calls benchmark (they do not move a KPI).
 CSAT_SCORES = (1, 2, 3, 3, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5)
 NPS_SCORES = (0, 3, 5, 6, 6, 7, 7, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 10, 10)
 

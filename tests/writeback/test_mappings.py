@@ -177,21 +177,24 @@ def specs(text: str) -> list[MappingSpec]:
     return [MappingSpec.model_validate(s) for s in yaml.safe_load(text)["field_mappings"]]
 
 
+FRT_ROW = (
+    "frt",
+    "median",
+    "contact",
+    "contact",
+    "wa_frt_minutes",
+    "seconds_to_minutes",
+    "all",
+    "yaml",
+)
+
+
 def test_the_file_is_synced_then_followed(db: Database) -> None:
     with db.session() as s:
         assert mappings.sync_file(s, specs(YAML), default_crm="local") == 2
     assert rows(db) == [
         ("csat", "mean", "deal", "deal", "WA_CSAT__c", "none", "30d", "yaml"),
-        (
-            "frt",
-            "median",
-            "contact",
-            "contact",
-            "wa_frt_minutes",
-            "seconds_to_minutes",
-            "all",
-            "yaml",
-        ),
+        FRT_ROW,
     ]
     with db.session() as s:  # unchanged: nothing written
         assert mappings.sync_file(s, specs(YAML), default_crm="local") == 0
@@ -210,16 +213,7 @@ def test_the_file_takes_over_a_target_the_api_held(db: Database) -> None:
     with db.session() as s:
         mappings.add(s, norm(kpi="nps", scope="contact", field="wa_frt_minutes", crm="local"))
         mappings.sync_file(s, specs(YAML), default_crm="local")
-    assert (
-        "frt",
-        "median",
-        "contact",
-        "contact",
-        "wa_frt_minutes",
-        "seconds_to_minutes",
-        "all",
-        "yaml",
-    ) in rows(db)
+    assert FRT_ROW in rows(db)
 
 
 def test_a_bad_file_names_every_bad_entry(db: Database) -> None:
