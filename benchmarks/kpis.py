@@ -532,6 +532,9 @@ def run_links(args: argparse.Namespace) -> dict[str, Any]:
         "SELECT 'hubspot', 'contact', id, CAST(900000000 + id AS VARCHAR(32)), created_at "
         "FROM contacts WHERE true ON CONFLICT DO NOTHING"  # SQLite needs the WHERE here
     )
+    # What autovacuum does after a bulk insert: without it the planner takes the table for
+    # empty and looks links up through the wrong index.
+    sink.execute("ANALYZE crm_links")
     sink.close()
     return {}
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,6 +31,7 @@ from connector.config import Settings
 from connector.config_file import FileConfig
 from connector.db import Database
 from connector.kpis import KpiOptions, compute
+from connector.kpis.engine import compute_all
 from connector.models import FieldMapping, KpiValue
 
 logger = structlog.get_logger(__name__)
@@ -117,10 +118,13 @@ def _run(
         ids = None if full or scope in taken.everything else dirty.get(scope, set())
         if ids is not None and not ids:
             continue  # nothing touched this scope since the last run
-        values = _compute(session, opts, scope, period, ids, now=now)
-        stats.computed[scope] = max(stats.computed.get(scope, 0), len(values))
-        stats.stored += _store(session, scope, period, group, values, now=now)
-        _targets(session, settings.crm, scope, group, values, desired, stats)
+        computed = 0
+        # A chunk of keys at a time: a full run over every contact stays in bounded memory.
+        for values in _compute(session, opts, scope, period, ids, now=now):
+            computed += len(values)
+            stats.stored += _store(session, scope, period, group, values, now=now)
+            _targets(session, settings.crm, scope, group, values, desired, stats)
+        stats.computed[scope] = max(stats.computed.get(scope, 0), computed)
     _enqueue(session, settings.crm, desired, stats, now=now)
     return stats
 
@@ -143,21 +147,20 @@ def _compute(
     ids: Collection[str] | None,
     *,
     now: datetime,
-) -> Values:
+) -> Iterator[Values]:
+    """The KPIs of ``ids`` (every key when None), a chunk of keys at a time."""
     period = mappings.period_of(period_name, now=now, tz=opts.tz)
     if ids is None:
-        values = compute(session, opts, scope, period, now=now)
+        seen: set[str] = set()
+        for _, values in compute_all(session, opts, [scope], period, now=now):
+            seen.update(values)
+            yield values
         # Keys that had a value but no data any more (a rolling period moved past them).
-        ids = sorted(_stored_keys(session, scope, period_name) - set(values))
-        if not ids:
-            return values
-    else:
-        values = {}
+        ids = _stored_keys(session, scope, period_name) - seen
     wanted = sorted(ids)
     for start in range(0, len(wanted), IDS_PER_COMPUTE):
         chunk = wanted[start : start + IDS_PER_COMPUTE]
-        values.update(compute(session, opts, scope, period, chunk, now=now))
-    return values
+        yield compute(session, opts, scope, period, chunk, now=now)
 
 
 def _stored_keys(session: Session, scope: str, period: str) -> set[str]:
