@@ -6,7 +6,7 @@ Conversations get ids in the order they open, their messages follow one another,
 the product's ingest would leave them (except that real messages of concurrent
 conversations interleave). Shape, per 1 M conversations:
 
-* about 625 000 contacts, 40 % with 2-4 conversations (at least 36 h apart, so some
+* about 555 000 contacts, 40 % with 2-4 conversations (at least 36 h apart, so some
   reopen within the 7-day FCR window), spread over the 365 days before ``END``;
 * 50 agents (48 humans, 2 bots), 200 campaigns active 30 days each, 3 business numbers;
 * 80 % customer-initiated: 1-3 customer messages, a bot in 45 % of them (a third of those
