@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import migrations
 from connector import kpi_dirty
+from connector.upserts import dialect_insert
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -176,12 +177,8 @@ def insert_ignore(
 def _insert_ignore_statement(
     dialect: str, model: Any, conflict: list[str] | None, columns: list[str]
 ) -> Any:
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
     table = sqlalchemy_inspect(model).local_table
-    stmt = dialect_insert(table).values({c: bindparam(c) for c in columns})
+    stmt = dialect_insert(dialect, table).values({c: bindparam(c) for c in columns})
     # rowcount is not reliable across drivers for INSERT … RETURNING; a returned key is.
     return stmt.on_conflict_do_nothing(index_elements=conflict).returning(
         *table.primary_key.columns

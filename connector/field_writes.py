@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from connector import outbox
 from connector.models import CrmFieldWrite, OutboxOp, OutboxStatus
+from connector.upserts import upsert
 
 FieldKey = tuple[str, str, str]  # object type, CRM record id, field
 CHUNK = 300  # (object type, id) pairs per lookup: 600 variables
@@ -94,16 +95,6 @@ def record_accepted(session: Session, crm: str, rows: Iterable[OutboxOp], now: d
         }
         for (ot, cid, name), value in latest.items()
     ]
-    session.execute(_upsert(session.get_bind().dialect.name), params)
-
-
-def _upsert(dialect: str) -> Any:
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-    stmt = dialect_insert(CrmFieldWrite)
-    return stmt.on_conflict_do_update(
-        index_elements=["crm", "object_type", "crm_id", "field"],
-        set_={"value": stmt.excluded.value, "written_at": stmt.excluded.written_at},
-    )
+    keys = ["crm", "object_type", "crm_id", "field"]
+    stmt = upsert(session.get_bind().dialect.name, CrmFieldWrite, keys, ["value", "written_at"])
+    session.execute(stmt, params)

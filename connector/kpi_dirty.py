@@ -54,6 +54,7 @@ from connector.models import (
     SurveyResponse,
     utcnow,
 )
+from connector.upserts import dialect_insert
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import InstanceState, sessionmaker
@@ -296,11 +297,7 @@ def mark(session: Session, keys: Iterable[Key], *, at: datetime | None = None) -
 
 @functools.cache
 def _insert_ignore(dialect: str) -> Any:
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-    return dialect_insert(KpiDirty).on_conflict_do_nothing()
+    return dialect_insert(dialect, KpiDirty).on_conflict_do_nothing()
 
 
 @dataclass(frozen=True, slots=True)

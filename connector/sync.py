@@ -21,6 +21,7 @@ from connector import field_writes, outbox
 from connector.db import Database
 from connector.models import CrmLink, OutboxOp, OutboxStatus, utcnow
 from connector.sync_records import build_records
+from connector.upserts import dialect_insert
 from crm_adapters.base import BatchResult, CrmAdapter, Rejected
 from crm_adapters.errors import AuthExpired, CrmError, Permanent, RateLimited, Transient
 
@@ -253,11 +254,7 @@ class Syncer:
 
 def _link_statement(session: Any) -> Any:
     """INSERT … ON CONFLICT DO NOTHING for crm_links, executed for many rows at once."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-    return dialect_insert(CrmLink).on_conflict_do_nothing(
+    return dialect_insert(session.get_bind().dialect.name, CrmLink).on_conflict_do_nothing(
         index_elements=["crm", "kind", "local_id"]
     )
 

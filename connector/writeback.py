@@ -33,6 +33,7 @@ from connector.db import Database
 from connector.kpis import KpiOptions, compute
 from connector.kpis.engine import compute_all
 from connector.models import FieldMapping, KpiValue
+from connector.upserts import upsert
 
 logger = structlog.get_logger(__name__)
 IDS_PER_COMPUTE = 25_000  # ids go to a temporary table; bounds one computation's memory
@@ -200,7 +201,12 @@ def _store(
                     "computed_at": now,
                 }
             )
-    stmt = _upsert(session.get_bind().dialect.name)
+    stmt = upsert(
+        session.get_bind().dialect.name,
+        KpiValue,
+        ["scope", "scope_id", "kpi", "period"],
+        ["value", "data", "computed_at"],
+    )
     for start in range(0, len(rows), 500):
         session.execute(stmt, rows[start : start + 500])
     return len(rows)
@@ -208,22 +214,6 @@ def _store(
 
 def _number(value: Any) -> float | None:
     return None if value is None else float(value)
-
-
-def _upsert(dialect: str) -> Any:
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-    stmt = dialect_insert(KpiValue)
-    return stmt.on_conflict_do_update(
-        index_elements=["scope", "scope_id", "kpi", "period"],
-        set_={
-            "value": stmt.excluded.value,
-            "data": stmt.excluded.data,
-            "computed_at": stmt.excluded.computed_at,
-        },
-    )
 
 
 def _targets(

@@ -42,14 +42,14 @@ _CONVERSATION_COLUMNS = {
 
 
 _TEMP = MetaData()
-_ID = BigInteger().with_variant(Integer(), "sqlite")
+ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")  # ids of the temporary tables
 # The wanted ids, and the conversations they touch, of a computation over a few ids: joined
 # instead of inlined as IN lists (thousands of bound parameters in every statement cost
 # more to send and plan than the statement costs to run).
 KEYS = Table(
     "kpi_keys",
     _TEMP,
-    Column("id", _ID, index=True),
+    Column("id", ID_TYPE, index=True),
     Column("key", String(64), index=True),
     prefixes=["TEMPORARY"],
 )
@@ -58,7 +58,9 @@ KEYS = Table(
 LOOKUP_SHARE = 0.05
 SCAN_SHARE = 0.5
 LOOKUP_KEYS = 50_000
-TOUCHED = Table("kpi_touched", _TEMP, Column("cid", _ID, primary_key=True), prefixes=["TEMPORARY"])
+TOUCHED = Table(
+    "kpi_touched", _TEMP, Column("cid", ID_TYPE, primary_key=True), prefixes=["TEMPORARY"]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,9 +165,7 @@ class Query:
         agent is also touched by the conversations they replied in, a campaign by the
         conversations its sends landed in.
         """
-        if self.is_account or (self.ids is None and self.span is None):
-            return true()
-        if self.everything:
+        if self.is_account or self.everything or (self.ids is None and self.span is None):
             return true()
         if self.keyed:
             return cid.in_(select(TOUCHED.c.cid))

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Column,
     Float,
     Integer,
@@ -40,6 +39,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import FromClause
 
 from connector.kpis.business_hours import Calendar
+from connector.kpis.query import ID_TYPE as _ID
 from connector.kpis.query import Query
 from connector.kpis.sql import count_if, epoch, greatest, index_lookups
 from connector.models import Conversation, Message, UTCDateTime
@@ -262,8 +262,6 @@ class Sources:
     memo: dict[str, Any] = field(default_factory=dict)
 
 
-_TEMP = MetaData()
-_ID = BigInteger().with_variant(Integer(), "sqlite")
 _DURATIONS = ("frt", "frt_human", "art")
 
 

@@ -150,14 +150,12 @@ _TENTHS = {"median": 5, "p90": 9}
 def distributions(session: Session, samples: Select[Any]) -> dict[str, Dist]:
     """Mean, median and p90 (linear interpolation, as ``percentile_cont``) per key.
 
-    ``samples`` selects ``(key, value)``. The work is done in SQL: PostgreSQL's
-    ``percentile_cont``; elsewhere window functions that return only the (at most two)
-    rows around each percentile position per key. Both give the same numbers.
+    ``samples`` selects ``(key, value)``. The work is done in SQL, portably: window
+    functions return only the (at most two) rows around each percentile position per key.
+    PostgreSQL takes ``distributions_of``'s ``percentile_cont`` instead (same numbers).
     """
     s = samples.subquery()
     key, value = s.c[0], s.c[1]
-    if session.get_bind().dialect.name == "postgresql":
-        return _ordered_set(session, key, value)
     totals = {
         str(k): (int(n), float(avg))
         for k, n, avg in session.execute(
@@ -238,19 +236,6 @@ def distributions_of(
             if n:
                 out[name][k] = Dist(mean=_r(avg), median=_r(p50), p90=_r(p90), count=n)
     return out
-
-
-def _ordered_set(session: Session, key: Any, value: Any) -> dict[str, Dist]:
-    """PostgreSQL's ``percentile_cont`` is the same linear interpolation, in one pass."""
-    # Two scalar aggregates (they share one sort): an array result costs more to parse.
-    median = func.percentile_cont(0.5).within_group(value)
-    p90 = func.percentile_cont(0.9).within_group(value)
-    stmt = select(key, func.count(value), func.avg(value), median, p90)
-    rows = session.execute(stmt.where(value.is_not(None)).group_by(key))
-    return {
-        str(k): Dist(mean=_r(avg), median=_r(p50), p90=_r(p90_), count=n)
-        for k, n, avg, p50, p90_ in rows
-    }
 
 
 def _interpolate(ranks: dict[int, float], n: int, tenths: int) -> float:
