@@ -187,7 +187,7 @@ def _compute(q: Query, src: Sources, cal: Calendar | None) -> Result:
     out: Result = {}  # every family merges into it
     support.compute(q, src, cal is not None, out)
     messaging.compute(q, src, out)
-    satisfaction.compute(q, out)
+    satisfaction.compute(q, src, out)
     revenue.compute(q, out)
     for key, values in utilization.compute(q, src.memo).items():
         out.setdefault(key, {}).update(values)

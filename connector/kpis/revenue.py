@@ -15,48 +15,21 @@ from sqlalchemy.orm import aliased
 
 from connector.kpis.options import Period
 from connector.kpis.query import Query
-from connector.kpis.sql import count_if, epoch, percent, put
+from connector.kpis.sources import won_at
+from connector.kpis.sql import epoch, percent, put
 from connector.models import Campaign, Conversation, Deal, DealContact, Message
 
 Result = dict[str, dict[str, Any]]
 
 
-def won_at() -> Any:
-    return func.coalesce(Deal.won_at, Deal.close_date)
-
-
 def compute(q: Query, out: Result | None = None) -> Result:
+    """Attributed revenue, new customers, spend and retention (conversion is a count over
+    the materialised conversations: ``support``)."""
     out = {} if out is None else out
-    _conversion(q, out)
     _attributed(q, out)
     _spend(q, out)
     _retention(q, out)
     return out
-
-
-def _won_after(c: Any, window: float) -> Any:
-    """A won deal of the conversation's contact within ``window`` seconds of its opening."""
-    return exists().where(
-        DealContact.contact_id == c.contact_id,
-        Deal.id == DealContact.deal_id,
-        Deal.is_won.is_(True),
-        won_at() >= c.opened_at,
-        epoch(won_at()) <= epoch(c.opened_at) + window,
-    )
-
-
-def _conversion(q: Query, out: Result) -> None:
-    c = Conversation
-    key = q.conv_key(c)
-    window = q.opts.attribution_window.total_seconds()
-    stmt = (
-        select(key.label("k"), func.count(), count_if(_won_after(c, window)))
-        .select_from(c)
-        .where(q.in_period(c.opened_at), q.own(c))
-        .group_by(key)
-    )
-    for k, convs, converted in q.session.execute(stmt):
-        put(out, k, conversion_rate=percent(converted, convs))
 
 
 def touches(q: Query) -> Any:

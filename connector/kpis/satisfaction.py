@@ -1,63 +1,110 @@
-"""CSAT and NPS from survey answers, scoped through the surveyed conversation."""
+"""CSAT and NPS from survey answers, scoped through the surveyed conversation.
+
+The answers and delivered surveys of each conversation are counted once, into the
+materialised conversations (``survey_columns``); every scope then sums those counts.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Column, Float, Integer, Select, and_, func, or_, select
 
 from connector.kpis.query import Query
-from connector.kpis.sql import count_if, percent
-from connector.models import Conversation, Survey, SurveyResponse
+from connector.kpis.sql import count_if, percent, put
+from connector.models import Survey, SurveyResponse
+
+if TYPE_CHECKING:  # sources materialises what this module selects
+    from connector.kpis.sources import Sources
 
 Result = dict[str, dict[str, Any]]
 
+_COUNTS = (
+    "csat_answers",
+    "csat_satisfied",
+    "nps_answers",
+    "nps_promoters",
+    "nps_detractors",
+    "csat_surveys",
+    "csat_surveys_answered",
+)
 
-def compute(q: Query, out: Result | None = None) -> Result:
-    out = {} if out is None else out
-    c, r = Conversation, SurveyResponse
-    key = q.conv_key(c)
-    base = select(key.label("k")).select_from(r).join(c, c.id == r.conversation_id)
-    base = base.where(q.in_period(r.answered_at), q.own(c))
-    # 1-5: 4 and 5 are satisfied; 1-10: 8 and above.
+
+def survey_columns() -> list[Column[Any]]:
+    """The per-conversation survey counts carried by the materialised conversations."""
+    return [*(Column(name, Integer) for name in _COUNTS), Column("csat_points", Float)]
+
+
+def answers_select(q: Query) -> Select[Any]:
+    """Per conversation: its answers in the period (1-5: 4 and 5 are satisfied; 1-10: 8 and
+    above; ``csat_points`` sums the scores on a 1-5 scale)."""
+    r = SurveyResponse
+    csat, nps = r.kind == "csat", r.kind == "nps"
     satisfied = or_(and_(r.scale <= 5, r.score >= 4), and_(r.scale > 5, r.score >= 8))
-    csat = base.where(r.kind == "csat").add_columns(
-        func.count().label("answers"),
-        count_if(satisfied).label("satisfied"),
-        func.avg(r.score * 5.0 / r.scale).label("mean5"),
-    )
-    for k, answers, happy, mean5 in q.session.execute(csat.group_by(key)):
-        out.setdefault(str(k), {}).update(
-            csat=percent(happy, answers),
-            csat_mean=None if mean5 is None else round(float(mean5), 4),
+    return (
+        select(
+            r.conversation_id.label("cid"),
+            count_if(csat).label("csat_answers"),
+            count_if(and_(csat, satisfied)).label("csat_satisfied"),
+            func.sum(r.score * 5.0 / r.scale).filter(csat).label("csat_points"),
+            count_if(nps).label("nps_answers"),
+            count_if(and_(nps, r.score >= 9)).label("nps_promoters"),
+            count_if(and_(nps, r.score <= 6)).label("nps_detractors"),
         )
-    nps = base.where(r.kind == "nps").add_columns(
-        func.count().label("answers"),
-        count_if(r.score >= 9).label("promoters"),
-        count_if(r.score <= 6).label("detractors"),
+        .where(q.in_period(r.answered_at), q.conversations(r.conversation_id))
+        .group_by(r.conversation_id)
     )
-    for k, answers, promoters, detractors in q.session.execute(nps.group_by(key)):
-        out.setdefault(str(k), {})["nps"] = percent(int(promoters) - int(detractors), answers)
-    _response_rate(q, out)
-    return out
 
 
-def _response_rate(q: Query, out: Result) -> None:
-    """Answers to delivered CSAT surveys ÷ CSAT surveys delivered (sent in the period)."""
-    c, s, r = Conversation, Survey, SurveyResponse
-    key = q.conv_key(c)
-    stmt = (
-        select(key.label("k"), func.count(s.id), func.count(r.id))
-        .select_from(s)
-        .join(c, c.id == s.conversation_id)
+def surveys_select(q: Query) -> Select[Any]:
+    """Per conversation: CSAT surveys delivered (sent in the period) and the answers to them."""
+    s, r = Survey, SurveyResponse
+    return (
+        select(
+            s.conversation_id.label("cid"),
+            func.count(s.id).label("csat_surveys"),
+            func.count(r.id).label("csat_surveys_answered"),
+        )
         .outerjoin(r, and_(r.conversation_id == s.conversation_id, r.kind == s.kind))
         .where(
             s.kind == "csat",
             s.delivered_at.is_not(None),
             q.in_period(s.sent_at),
-            q.own(c),
+            q.conversations(s.conversation_id),
         )
+        .group_by(s.conversation_id)
+    )
+
+
+def compute(q: Query, src: Sources, out: Result | None = None) -> Result:
+    out = {} if out is None else out
+    v = src.convs
+    col = q.conv_column(v)
+    key = q.key(col)
+    sums = [func.sum(v.c[name]) for name in (*_COUNTS, "csat_points")]
+    stmt = (
+        select(key.label("k"), *sums)
+        .where(q.only(col), or_(v.c.csat_answers > 0, v.c.nps_answers > 0, v.c.csat_surveys > 0))
         .group_by(key)
     )
-    for k, delivered, answered in q.session.execute(stmt):
-        out.setdefault(str(k), {})["csat_response_rate"] = percent(answered, delivered)
+    for (
+        k,
+        answers,
+        happy,
+        nps_n,
+        promoters,
+        detractors,
+        surveys,
+        answered,
+        points,
+    ) in q.session.execute(stmt):
+        answers, nps_n = int(answers or 0), int(nps_n or 0)
+        put(
+            out,
+            k,
+            csat=percent(happy, answers),
+            csat_mean=round(float(points) / answers, 4) if answers else None,
+            nps=percent(int(promoters or 0) - int(detractors or 0), nps_n),
+            csat_response_rate=percent(answered, surveys),
+        )
+    return out

@@ -16,6 +16,7 @@ scope.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,11 +39,12 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import FromClause
 
+from connector.kpis import satisfaction
 from connector.kpis.business_hours import Calendar
 from connector.kpis.query import ID_TYPE as _ID
 from connector.kpis.query import Query
 from connector.kpis.sql import count_if, epoch, greatest, index_lookups
-from connector.models import Conversation, Message, UTCDateTime
+from connector.models import Conversation, Deal, DealContact, Message, UTCDateTime
 
 # Survey questions/answers and Meta's system notices are not part of the conversation.
 CONVERSATIONAL = ("customer", "agent", "bot", "campaign", "unknown")
@@ -110,7 +112,7 @@ def conversations_select(q: Query, cal: Calendar | None) -> Select[Any]:
     resolution flags only for resolved conversations a customer wrote in (DESIGN §4 [code]).
     """
     f = facts_select(q).subquery("facts")
-    c, later = Conversation, aliased(Conversation, name="later")
+    c = Conversation
     customer = c.initiated_by == "customer"
     first_in, first_out, first_human = (
         epoch(f.c.first_in),
@@ -122,12 +124,9 @@ def conversations_select(q: Query, cal: Calendar | None) -> Select[Any]:
     answered = and_(customer, f.c.first_in.is_not(None), f.c.first_out.is_not(None))
     human = and_(customer, f.c.first_in.is_not(None), f.c.first_human.is_not(None))
     resolved = and_(c.resolved_at.is_not(None), f.c.first_in.is_not(None))
-    repeat = exists().where(
-        later.contact_id == c.contact_id,
-        later.id != c.id,
-        later.initiated_by == "customer",
-        later.opened_at > c.resolved_at,
-        epoch(later.opened_at) <= closed + q.opts.fcr_window.total_seconds(),
+    repeat = _flag(q, c, "reopened", lambda x: _reopened(x, q.opts.fcr_window.total_seconds()))
+    converted = _flag(
+        q, c, "converted", lambda x: won_after(x, q.opts.attribution_window.total_seconds())
     )
     spans = {"frt": (first_in, first_out, answered), "frt_human": (handoff, first_human, human)}
     spans["art"] = (opened, closed, resolved)
@@ -140,20 +139,88 @@ def conversations_select(q: Query, cal: Calendar | None) -> Select[Any]:
         c.business_number_id,
         c.opened_at,
         c.resolved_at,
-        case((and_(customer, f.c.first_out.is_(None)), 1), else_=0).label("unanswered"),
+        case(
+            (and_(customer, f.c.first_in.is_not(None), f.c.first_out.is_(None)), 1), else_=0
+        ).label("unanswered"),
         f.c.first_human_agent,
         case(
-            (and_(resolved, or_(repeat, c.transfers > 0, f.c.human_agents > 1)), 1), else_=0
+            (and_(resolved, or_(repeat.flag, c.transfers > 0, f.c.human_agents > 1)), 1), else_=0
         ).label("not_fcr"),
         case((and_(resolved, f.c.humans == 0, f.c.first_out.is_not(None)), 1), else_=0).label(
             "automated"
         ),
+        case((converted.flag, 1), else_=0).label("converted"),
     ]
+    surveyed = [
+        satisfaction.answers_select(q).subquery("answers"),
+        satisfaction.surveys_select(q).subquery("surveys"),
+    ]
+    columns += [col for sub in surveyed for col in sub.c if col.name != "cid"]
     for name, (start, end, when) in spans.items():
         columns.append(case((when, end - start)).label(name))
         if cal is not None:
             columns.append(case((when, cal.clock(end) - cal.clock(start))).label(f"{name}_bh"))
-    return select(*columns).select_from(c).join(f, f.c.cid == c.id).where(q.conversations(c.id))
+    # Every conversation, with or without conversational messages (surveys and conversion
+    # count on the conversation itself).
+    stmt = select(*columns).select_from(c).outerjoin(f, f.c.cid == c.id)
+    stmt = stmt.where(q.conversations(c.id))
+    joined = [flag.joined for flag in (repeat, converted) if flag.joined is not None]
+    for sub in (*joined, *surveyed):
+        stmt = stmt.outerjoin(sub, sub.c.cid == c.id)
+    return stmt
+
+
+@dataclass(frozen=True, slots=True)
+class _Flag:
+    flag: Any  # true for a conversation the condition holds for
+    joined: Any = None  # the subquery of those conversations' ids, when outer-joined
+
+
+def _flag(q: Query, c: Any, name: str, conditions: Callable[[Any], list[Any]]) -> _Flag:
+    """Whether some related row meets ``conditions(conversation)``.
+
+    For a few conversations, a correlated EXISTS (an index probe each); for many, one
+    set-based join over all of them, outer-joined back (a probe per conversation over a
+    million conversations costs several seconds per flag).
+    """
+    if q.lookups:
+        return _Flag(exists().where(*conditions(c)))
+    x = aliased(Conversation, name=f"{name}_conv")
+    ids = (
+        select(x.id.label("cid"))
+        .where(*conditions(x), q.conversations(x.id))
+        .distinct()
+        .subquery(name)
+    )
+    return _Flag(ids.c.cid.is_not(None), ids)
+
+
+def _reopened(c: Any, window: float) -> list[Any]:
+    """A later customer-initiated conversation of the contact within ``window`` seconds of
+    ``c``'s resolution (``c`` is not a first-contact resolution)."""
+    later = aliased(Conversation, name="later")
+    return [
+        later.contact_id == c.contact_id,
+        later.id != c.id,
+        later.initiated_by == "customer",
+        later.opened_at > c.resolved_at,
+        epoch(later.opened_at) <= epoch(c.resolved_at) + window,
+    ]
+
+
+def won_at() -> Any:
+    return func.coalesce(Deal.won_at, Deal.close_date)
+
+
+def won_after(c: Any, window: float) -> list[Any]:
+    """A won deal of ``c``'s contact within ``window`` seconds of ``c``'s opening."""
+    return [
+        DealContact.contact_id == c.contact_id,
+        Deal.id == DealContact.deal_id,
+        Deal.is_won.is_(True),
+        won_at() >= c.opened_at,
+        epoch(won_at()) <= epoch(c.opened_at) + window,
+    ]
 
 
 def replies_select(q: Query, cal: Calendar | None = None) -> Select[Any]:
@@ -166,8 +233,7 @@ def replies_select(q: Query, cal: Calendar | None = None) -> Select[Any]:
     """
     m = Message
     order = {"partition_by": m.conversation_id, "order_by": (m.timestamp, m.id)}
-    previous = func.lag(m.direction).over(**order)
-    flagged = (
+    lagged = (
         select(
             m.conversation_id.label("cid"),
             m.id.label("id"),
@@ -175,17 +241,15 @@ def replies_select(q: Query, cal: Calendar | None = None) -> Select[Any]:
             m.direction.label("direction"),
             m.sender_kind.label("kind"),
             m.agent_id.label("agent_id"),
-            previous.label("previous"),
-            case(
-                (
-                    and_(m.direction == "inbound", or_(previous.is_(None), previous == "outbound")),
-                    m.timestamp,
-                )
-            ).label("opens"),
+            func.lag(m.direction).over(**order).label("previous"),
         )
         .where(m.conversation_id.is_not(None), conversational(), q.conversations(m.conversation_id))
-        .subquery("flagged")
+        .subquery("lagged")
     )
+    # The previous direction is computed once, then read twice (inlined, it was three lags).
+    previous = lagged.c.previous
+    opens = and_(lagged.c.direction == "inbound", or_(previous.is_(None), previous == "outbound"))
+    flagged = select(*lagged.c, case((opens, lagged.c.ts)).label("opens")).subquery("flagged")
     waited = select(
         flagged.c.cid,
         flagged.c.ts,
@@ -282,6 +346,8 @@ def _tables(cal: Calendar | None) -> dict[str, Table]:
         Column("first_human_agent", _ID),
         Column("not_fcr", Integer),
         Column("automated", Integer),
+        Column("converted", Integer),
+        *satisfaction.survey_columns(),
         *(Column(name, Float) for d in _DURATIONS for name in ((d, f"{d}_bh") if bh else (d,))),
         prefixes=["TEMPORARY"],
     )
@@ -332,9 +398,12 @@ def materialize(session: Session, q: Query, cal: Calendar | None) -> Sources:
         # Indexes are built after the bulk insert: cheaper than maintaining them row by row.
         indexes, table.indexes = set(table.indexes), set()
         table.create(conn)
-        stmt = _SELECTS[name](q, cal)
+        # Columns matched by name, not position.
+        found = _SELECTS[name](q, cal).subquery(name)
+        names = [c.name for c in table.c]
+        stmt = select(*(found.c[n] for n in names))
         with index_lookups(conn, q.lookups):
-            conn.execute(table.insert().from_select([c.name for c in table.c], stmt))
+            conn.execute(table.insert().from_select(names, stmt))
         for index in indexes:
             index.create(conn)
         table.indexes = indexes

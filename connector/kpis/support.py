@@ -1,4 +1,5 @@
-"""Support KPIs: first response, reply and resolution times, FCR, SLAs, automation, volume.
+"""Support KPIs: first response, reply and resolution times, FCR, SLAs, automation, volume
+(and conversion, a count over the same conversations).
 
 Everything here aggregates the per-conversation measures (``sources.convs``), the
 human-ended waits (``sources.replies``) and the per-sender traffic (``sources.traffic``).
@@ -71,6 +72,7 @@ def _counts(q: Query, v: Any, out: Result) -> None:
             count_if(and_(resolved, v.c.not_fcr == 1)).label("repeat"),
             count_if(and_(resolved, v.c.art <= art_target)).label("art_met"),
             count_if(and_(resolved, v.c.automated == 1)).label("automated"),
+            count_if(and_(opened, v.c.converted == 1)).label("converted"),
         )
         .where(or_(opened, closed), q.only(q.conv_column(v)))
         .group_by(key)
@@ -89,6 +91,7 @@ def _counts(q: Query, v: Any, out: Result) -> None:
             resolution_sla_met_rate=percent(row.art_met, resolved_n),
             automation_rate=percent(row.automated, resolved_n),
             automated_resolutions=int(row.automated or 0),
+            conversion_rate=percent(row.converted, row.opened),
         )
 
 
