@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
-from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union
 from sqlalchemy.orm import Session
 
 from connector.kpis import messaging, revenue, roi, satisfaction, support, utilization
@@ -17,7 +16,7 @@ from connector.kpis.options import KpiOptions, Period
 from connector.kpis.query import Query, drop_keys
 from connector.kpis.sources import Sources, drop, materialize
 from connector.kpis.sql import EMPTY, tune
-from connector.models import Agent, Campaign, Contact, Conversation, Deal, Message
+from connector.models import Conversation, Message
 
 DURATIONS = ("frt", "frt_human", "reply_time", "art")
 BUSINESS_HOURS = tuple(f"{name}_bh" for name in DURATIONS)
@@ -105,7 +104,8 @@ KPI_NAMES = (
 assert set(KPI_NAMES) == {*DURATIONS, *BUSINESS_HOURS, *COUNTS, *MONEY, *RATES}
 
 Result = dict[str, dict[str, Any]]
-CHUNK = 20_000
+CHUNK = 20_000  # keys per result of compute_all
+FETCH = 5_000  # rows per round trip while streaming a scope's keys
 
 
 def compute(
@@ -116,22 +116,25 @@ def compute(
     ids: Collection[str] | None = None,
     *,
     now: datetime,
-    sources: Sources | None = None,
 ) -> Result:
     """``{scope_key: {kpi: value}}`` for every key with data (or every key in ``ids``)."""
     q = Query.build(session, opts, scope, period, ids, now)
     cal = calendar(q)
     tune(session)
-    if sources is not None:
-        return _compute(q, sources, cal)
     # Materialised even for a few ids: every family reads the aggregates several times, and
     # on small temporary tables with real statistics the planner cannot misjudge a join.
     try:
         q = q.with_keys()
-        return _compute(q, materialize(session, q, cal), cal)
+        src = materialize(session, q, cal)
+        out = dict(_keys(q, src, cal))
     finally:
         drop(session)
         drop_keys(session)
+    if q.ids is not None:
+        out = {k: v for k, v in out.items() if k in q.ids}
+        for key in q.ids.difference(out):
+            out[key] = _finish(q, {}, cal is not None)
+    return out
 
 
 def compute_all(
@@ -143,10 +146,10 @@ def compute_all(
     now: datetime,
     chunk: int = CHUNK,
 ) -> Iterator[tuple[str, Result]]:
-    """Every key of every scope, a chunk of keys at a time (memory stays bounded).
+    """Every key of every scope, ``chunk`` keys at a time (memory stays bounded).
 
-    The message aggregates are materialised once for all scopes; scopes with many keys
-    (contacts, deals) are computed ``chunk`` ids at a time.
+    The sources are materialised once for all scopes; each scope's keys are streamed from
+    one statement.
     """
     base = Query.build(session, opts, "account", period, None, now)
     cal = calendar(base)
@@ -154,51 +157,62 @@ def compute_all(
     src = materialize(session, base, cal)
     try:
         for scope in scopes:
-            whole = Query.build(session, opts, scope, period, None, now)
-            for span in _spans(session, scope, chunk):
-                yield scope, _compute(replace(whole, span=span), src, cal)
+            q = Query.build(session, opts, scope, period, None, now)
+            out: Result = {}
+            for key, values in _keys(q, src, cal):
+                out[key] = values
+                if len(out) >= chunk:
+                    yield scope, out
+                    out = {}
+            if out:
+                yield scope, out
     finally:
         drop(session)
 
 
-_ID_COLUMNS = {
-    "agent": Agent.id,
-    "campaign": Campaign.id,
-    "deal": Deal.id,
-    "contact": Contact.id,
-}
+def _keys(q: Query, src: Sources, cal: Calendar | None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every key of ``q``'s scope with data, and its KPIs, in key order.
+
+    Every family's part is one grouping by the scope key; they are joined on the key into
+    one statement whose rows are streamed, so Python sees one row per key.
+    """
+    with_bh = cal is not None
+    parts = [
+        *support.parts(q, src, with_bh),
+        *messaging.parts(q, src),
+        satisfaction.part(q, src),
+        *revenue.parts(q, src),
+    ]
+    # Utilization comes from interval arithmetic per agent, not a grouping: merged by key.
+    extra = utilization.compute(q, src.memo)
+    named = [part.stmt.cte(f"part{i}") for i, part in enumerate(parts)]
+    keys = union(*(select(cte.c.k) for cte in named)).subquery("scope_keys")
+    stmt = select(keys.c.k, *(c for cte in named for c in list(cte.c)[1:])).select_from(keys)
+    for cte in named:
+        stmt = stmt.outerjoin(cte, cte.c.k == keys.c.k)
+    slices = []
+    at = 1
+    for part, cte in zip(parts, named, strict=True):
+        width = len(cte.c) - 1
+        slices.append((part.read, at, at + width))
+        at += width
+    rows = q.session.execute(stmt.order_by(keys.c.k), execution_options={"yield_per": FETCH})
+    for row in rows:
+        values: dict[str, Any] = {}
+        for read, lo, hi in slices:
+            if row[lo] is not None:  # the part has a row for this key (see ``Part``)
+                values.update(read(row[lo:hi]))
+        key = str(row[0])
+        values.update(extra.pop(key, ()))
+        yield key, _finish(q, values, with_bh)
+    for key, values in extra.items():  # agents with presence and nothing else
+        yield key, _finish(q, dict(values), with_bh)
 
 
-def _spans(session: Session, scope: str, chunk: int) -> Iterator[tuple[int, int] | None]:
-    column = _ID_COLUMNS.get(scope)
-    if column is None:
-        yield None
-        return
-    low, high = session.execute(select(func.min(column), func.max(column))).one()
-    if low is None:
-        return
-    start = int(low)
-    while start <= int(high):
-        yield start, start + chunk
-        start += chunk
-
-
-def _compute(q: Query, src: Sources, cal: Calendar | None) -> Result:
-    out: Result = {}  # every family merges into it
-    support.compute(q, src, cal is not None, out)
-    messaging.compute(q, src, out)
-    satisfaction.compute(q, src, out)
-    revenue.compute(q, out)
-    for key, values in utilization.compute(q, src.memo).items():
-        out.setdefault(key, {}).update(values)
-    if q.ids is not None:
-        out = {k: v for k, v in out.items() if k in q.ids}
-        for key in q.ids:
-            out.setdefault(key, {})
-    for key, values in out.items():
-        out[key] = values = _complete(values, with_bh=cal is not None)
-        _derive(q, values)
-    return out
+def _finish(q: Query, values: dict[str, Any], with_bh: bool) -> dict[str, Any]:
+    values = _complete(values, with_bh=with_bh)
+    _derive(q, values)
+    return values
 
 
 def calendar(q: Query) -> Calendar | None:
@@ -229,7 +243,7 @@ _DEFAULTS: dict[str, Any] = {
 def _complete(values: dict[str, Any], *, with_bh: bool) -> dict[str, Any]:
     """Every KPI present: what had no data gets its empty value."""
     durations = DURATIONS + (BUSINESS_HOURS if with_bh else ())
-    empty = {name: EMPTY.as_dict() for name in durations if name not in values}
+    empty = {name: dict(EMPTY) for name in durations if name not in values}
     return {**_DEFAULTS, **empty, **values}
 
 

@@ -1,107 +1,108 @@
-"""Message KPIs: delivery, read and failure rates, costs, and campaign reach and replies."""
+"""Campaign reach: recipients, reply rate, click-through (delivery rates and costs are sums
+over the traffic ``support`` groups for volume)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import Select, and_, case, exists, func, select
 from sqlalchemy.orm import aliased
 
 from connector.kpis.query import Query
-from connector.kpis.sources import Sources
-from connector.kpis.sql import count_if, epoch, percent, put
-from connector.kpis.support import traffic_column
+from connector.kpis.sql import Part, count_if, epoch, percent
 from connector.models import Conversation, LinkClick, Message
 
-Result = dict[str, dict[str, Any]]
+if TYPE_CHECKING:  # sources materialises what the families read
+    from connector.kpis.sources import Sources
 
 
-def compute(q: Query, src: Sources, out: Result | None = None) -> Result:
-    out = {} if out is None else out
-    _delivery(q, src.traffic, out)
-    _recipients(q, out)
-    return out
+def parts(q: Query, src: Sources) -> list[Part]:
+    return [_recipients(q, src)]
 
 
-def _delivery(q: Query, t: Any, out: Result) -> None:
-    """Over outbound messages sent in the period with any status at all."""
-    c = Conversation
-    col = traffic_column(q, t)
-    key = q.key(col)
-    stmt = (
-        select(
-            key.label("k"),
-            func.sum(t.c.sent),
-            func.sum(t.c.reached),
-            func.sum(t.c.read),
-            func.sum(t.c.failed),
-            func.sum(t.c.cost),
-        )
-        .select_from(t)
-        .outerjoin(c, c.id == t.c.conversation_id)
-        .where(q.only(col))
-        .group_by(key)
-    )
-    for k, sent, reached_n, read, failed, cost in q.session.execute(stmt):
-        put(
-            out,
-            k,
-            delivery_rate=percent(reached_n, sent),
-            read_rate=percent(read, reached_n),
-            failure_rate=percent(failed, sent),
-            messaging_cost=round(float(cost or 0), 6),
-        )
+def sends_select(q: Query) -> Select[Any]:
+    """Per (agent, business number, deal, campaign, contact) sent a campaign message in the
+    period: its first delivery, and whether the contact then replied within the reply
+    window, and whether they clicked the campaign's links (1 or 0).
 
-
-def _recipients(q: Query, out: Result) -> None:
-    """Campaign recipients: one per (campaign, contact) sent a campaign message in the period."""
+    The finest grain any scope's recipients need: a scope's (key, campaign, contact) pair
+    is delivered at the earliest of its rows' deliveries and replied as that row did.
+    """
     m, c = Message, Conversation
-    col = q.message_column(m, c)
-    key = q.key(col)
-    pairs = (
-        select(
-            key.label("k"),
-            m.campaign_id.label("campaign_id"),
-            m.contact_id.label("contact_id"),
-            func.min(func.coalesce(m.delivered_at, m.read_at)).label("delivered"),
-        )
+    by = [m.agent_id, m.business_number_id, c.deal_id, m.campaign_id, m.contact_id]
+    sends = (
+        select(*by, func.min(func.coalesce(m.delivered_at, m.read_at)).label("delivered"))
         .select_from(m)
         .outerjoin(c, c.id == m.conversation_id)
         .where(
             m.direction == "outbound",
             m.campaign_id.is_not(None),
             q.in_period(m.timestamp),
-            q.only(col),
+            q.only(q.message_column(m, c)),
         )
-        .group_by(key, m.campaign_id, m.contact_id)
-        .subquery("recipients")
+        .group_by(*by)
+        .subquery("sends")
     )
     reply = aliased(Message, name="reply")
     window = q.opts.reply_window.total_seconds()
     replied = exists().where(
-        reply.contact_id == pairs.c.contact_id,
+        reply.contact_id == sends.c.contact_id,
         reply.direction == "inbound",
         reply.sender_kind == "customer",
-        reply.timestamp >= pairs.c.delivered,
-        epoch(reply.timestamp) <= epoch(pairs.c.delivered) + window,
+        reply.timestamp >= sends.c.delivered,
+        epoch(reply.timestamp) <= epoch(sends.c.delivered) + window,
     )
     clicked = exists().where(
-        LinkClick.contact_id == pairs.c.contact_id,
-        LinkClick.campaign_id == pairs.c.campaign_id,
+        LinkClick.contact_id == sends.c.contact_id,
+        LinkClick.campaign_id == sends.c.campaign_id,
+    )
+    return select(
+        *sends.c,
+        case((and_(sends.c.delivered.is_not(None), replied), 1), else_=0).label("replied"),
+        case((clicked, 1), else_=0).label("clicked"),
+    )
+
+
+def _recipients(q: Query, src: Sources) -> Part:
+    """Campaign recipients: one per (campaign, contact) sent a campaign message in the period;
+    reply rate and click-through over the delivered ones."""
+    s = src.sends
+    col = q.conv_column(s)
+    key = q.key(col)
+    pair = [s.c.campaign_id, s.c.contact_id]
+    first = func.min(s.c.delivered).over(partition_by=pair if col is None else [col, *pair])
+    ranked = (
+        select(key.label("k"), *pair, s.c.delivered, s.c.replied, s.c.clicked, first.label("first"))
+        .where(q.only(col))
+        .subquery("ranked_sends")
+    )
+    r = ranked.c
+    pairs = (
+        select(
+            r.k,
+            func.max(r.first).label("delivered"),
+            func.max(case((r.delivered == r.first, r.replied))).label("replied"),
+            func.max(r.clicked).label("clicked"),
+        )
+        .group_by(r.k, r.campaign_id, r.contact_id)
+        .subquery("recipients")
     )
     delivered = pairs.c.delivered.is_not(None)
     stmt = select(
         pairs.c.k,
-        func.count().label("recipients"),
-        count_if(delivered).label("delivered"),
-        count_if(and_(delivered, replied)).label("replied"),
-        count_if(and_(delivered, clicked)).label("clicked"),
+        func.count(),
+        count_if(delivered),
+        count_if(and_(delivered, pairs.c.replied == 1)),
+        count_if(and_(delivered, pairs.c.clicked == 1)),
     ).group_by(pairs.c.k)
-    for k, recipients, delivered_n, replied_n, clicked_n in q.session.execute(stmt):
-        put(
-            out,
-            k,
-            recipients=int(recipients),
-            reply_rate=percent(replied_n, delivered_n),
-            ctr=percent(clicked_n, delivered_n),
-        )
+    return Part(stmt, _read_recipients)
+
+
+def _read_recipients(row: Sequence[Any]) -> dict[str, Any]:
+    recipients, delivered, replied, clicked = row
+    return {
+        "recipients": int(recipients),
+        "reply_rate": percent(replied, delivered),
+        "ctr": percent(clicked, delivered),
+    }

@@ -40,6 +40,8 @@ _CONVERSATION_COLUMNS = {
     "phone_number": Conversation.business_number_id,
 }
 
+# A conversation's scope columns, carried by every materialised row about it.
+SCOPE_COLUMNS = tuple(column.key for column in _CONVERSATION_COLUMNS.values())
 
 _TEMP = MetaData()
 ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")  # ids of the temporary tables
@@ -71,8 +73,6 @@ class Query:
     period: Period
     ids: frozenset[str] | None
     now: datetime
-    # A half-open range of integer keys (a chunk of a big scope during a full recompute).
-    span: tuple[int, int] | None = None
     # The ids are loaded into KEYS and their conversations into TOUCHED (see ``with_keys``).
     keyed: bool = False
     # ...and those conversations are few enough to be read through the indexes, or so many
@@ -136,8 +136,6 @@ class Query:
         """Restrict to the wanted ids (and to rows that have a key at all)."""
         if self.is_account or column is None:
             return true()
-        if self.span is not None:
-            return and_(column >= self.span[0], column < self.span[1])
         if self.ids is None:
             return column.is_not(None)
         if self.keyed:
@@ -165,14 +163,14 @@ class Query:
         agent is also touched by the conversations they replied in, a campaign by the
         conversations its sends landed in.
         """
-        if self.is_account or self.everything or (self.ids is None and self.span is None):
+        if self.is_account or self.everything or self.ids is None:
             return true()
         if self.keyed:
             return cid.in_(select(TOUCHED.c.cid))
         return cid.in_(self.touched())
 
     def touched(self) -> Any:
-        """The ids of the conversations the wanted ids (or span) touch."""
+        """The ids of the conversations the wanted ids touch."""
         own = select(Conversation.id).where(self.only(self.conv_column()))
         if self.scope == "agent":
             own = union(own, select(Message.conversation_id).where(self.only(Message.agent_id)))

@@ -8,28 +8,41 @@ the window is not attributed to anything.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, and_, exists, func, literal, or_, select, union
+from sqlalchemy import Select, and_, case, exists, func, literal, or_, select, union
 from sqlalchemy.orm import aliased
 
 from connector.kpis.options import Period
-from connector.kpis.query import Query
-from connector.kpis.sources import won_at
-from connector.kpis.sql import epoch, percent, put
+from connector.kpis.query import SCOPE_COLUMNS, Query
+from connector.kpis.sql import Part, epoch, percent
 from connector.models import Campaign, Conversation, Deal, DealContact, Message
 
-Result = dict[str, dict[str, Any]]
+if TYPE_CHECKING:  # sources materialises what the families read
+    from connector.kpis.sources import Sources
 
 
-def compute(q: Query, out: Result | None = None) -> Result:
-    """Attributed revenue, new customers, spend and retention (conversion is a count over
+def parts(q: Query, src: Sources) -> list[Part]:
+    """Attributed revenue and new customers, spend, retention (conversion is a count over
     the materialised conversations: ``support``)."""
-    out = {} if out is None else out
-    _attributed(q, out)
-    _spend(q, out)
-    _retention(q, out)
-    return out
+    found = [_attributed(q, src), _spend(q), _retention(q)]
+    return [part for part in found if part is not None]
+
+
+def won_at() -> Any:
+    return func.coalesce(Deal.won_at, Deal.close_date)
+
+
+def won_after(c: Any, window: float) -> list[Any]:
+    """A won deal of ``c``'s contact within ``window`` seconds of ``c``'s opening."""
+    return [
+        DealContact.contact_id == c.contact_id,
+        Deal.id == DealContact.deal_id,
+        Deal.is_won.is_(True),
+        won_at() >= c.opened_at,
+        epoch(won_at()) <= epoch(c.opened_at) + window,
+    ]
 
 
 def touches(q: Query) -> Any:
@@ -44,7 +57,7 @@ def touches(q: Query) -> Any:
     )
     won = won_at()
     deals = [Deal.is_won.is_(True)]
-    if (q.keyed and not q.everything) or (q.span is not None and q.scope in ("contact", "deal")):
+    if q.keyed and not q.everything:
         # Only deals of the contacts whose conversations can be credited here; each keeps
         # all its touches, so the ranking is the same as over every deal.
         contacts = select(Conversation.contact_id).where(q.conversations(Conversation.id))
@@ -52,11 +65,11 @@ def touches(q: Query) -> Any:
         deals.append(Deal.id.in_(linked))
     ranked = (
         select(
-            Deal.id.label("deal_id"),
+            Deal.id.label("won_deal"),
             Deal.amount.label("amount"),
             won.label("won"),
             t.id.label("conv_id"),
-            t.contact_id.label("contact_id"),
+            *(getattr(t, name).label(name) for name in SCOPE_COLUMNS),
             func.row_number().over(partition_by=Deal.id, order_by=order).label("rn"),
             func.count().over(partition_by=Deal.id).label("n"),
         )
@@ -75,11 +88,11 @@ def touches(q: Query) -> Any:
     credited = ranked.c.rn == 1 if model != "linear" else literal(True)
     return (
         select(
-            ranked.c.deal_id,
+            ranked.c.won_deal,
             ranked.c.amount,
             ranked.c.won,
             ranked.c.conv_id,
-            ranked.c.contact_id,
+            *(ranked.c[name] for name in SCOPE_COLUMNS),
             weight.label("weight"),
             (ranked.c.rn == 1).label("primary"),
         )
@@ -88,10 +101,11 @@ def touches(q: Query) -> Any:
     )
 
 
-def _attributed(q: Query, out: Result) -> None:
-    c = Conversation
+def touches_select(q: Query) -> Select[Any]:
+    """Per credited touch: its conversation's scope columns, the amount credited to it, and
+    its contact when it makes a new customer (the primary touch of the contact's first
+    won deal)."""
     tt = touches(q)
-    key = q.conv_key(c)
     earlier = aliased(Deal, name="earlier")
     earlier_link = aliased(DealContact, name="earlier_link")
     first_win = ~exists().where(
@@ -102,40 +116,41 @@ def _attributed(q: Query, out: Result) -> None:
             func.coalesce(earlier.won_at, earlier.close_date) < tt.c.won,
             and_(
                 func.coalesce(earlier.won_at, earlier.close_date) == tt.c.won,
-                earlier.id < tt.c.deal_id,
+                earlier.id < tt.c.won_deal,
             ),
         ),
     )
+    return select(
+        *(tt.c[name] for name in SCOPE_COLUMNS),
+        (func.coalesce(tt.c.amount, 0) * tt.c.weight).label("credit"),
+        case((and_(tt.c.primary, first_win), tt.c.contact_id)).label("new_customer"),
+    )
+
+
+def _attributed(q: Query, src: Sources) -> Part:
+    t = src.touches
+    col = q.conv_column(t)
+    key = q.key(col)
     stmt = (
-        select(
-            key.label("k"),
-            func.sum(func.coalesce(tt.c.amount, 0) * tt.c.weight).label("revenue"),
-            func.count(func.distinct(_if(and_(tt.c.primary, first_win), tt.c.contact_id))),
-        )
-        .select_from(tt)
-        .join(c, c.id == tt.c.conv_id)
-        .where(q.own(c))
+        select(key.label("k"), func.sum(t.c.credit), func.count(func.distinct(t.c.new_customer)))
+        .where(q.only(col))
         .group_by(key)
     )
-    for k, revenue, new_customers in q.session.execute(stmt):
-        put(
-            out,
-            k,
-            attributed_revenue=round(float(revenue or 0), 2),
-            new_customers=int(new_customers or 0),
-        )
+    return Part(stmt, _read_attributed)
 
 
-def _if(cond: Any, value: Any) -> Any:
-    from sqlalchemy import case
+def _read_attributed(row: Sequence[Any]) -> dict[str, Any]:
+    revenue, new_customers = row
+    return {
+        "attributed_revenue": round(float(revenue or 0), 2),
+        "new_customers": int(new_customers or 0),
+    }
 
-    return case((cond, value))
 
-
-def _spend(q: Query, out: Result) -> None:
+def _spend(q: Query) -> Part | None:
     """Campaign spend counts where the campaign was active in the period (sent or tagged)."""
     if q.scope not in ("account", "campaign"):
-        return
+        return None
     m, c = Message, Conversation
     active = union(
         select(m.campaign_id.label("cid")).where(
@@ -153,8 +168,7 @@ def _spend(q: Query, out: Result) -> None:
         .where(q.only(Campaign.id))
         .group_by(key)
     )
-    for k, spend in q.session.execute(stmt):
-        put(out, k, campaign_spend=round(float(spend or 0), 2))
+    return Part(stmt, lambda row: {"campaign_spend": round(float(row[0] or 0), 2)})
 
 
 def _active(q: Query, period: Period) -> Select[Any]:
@@ -180,10 +194,10 @@ def _active(q: Query, period: Period) -> Select[Any]:
     return union(conv, deals)  # type: ignore[return-value]
 
 
-def _retention(q: Query, out: Result) -> None:
+def _retention(q: Query) -> Part | None:
     """Contacts active in the previous period (same length) who are active again in this one."""
     if q.period.start is None or q.period.end is None:
-        return
+        return None
     previous = _active(q, q.period.previous()).subquery("previous")
     current = _active(q, q.period).subquery("current")
     stmt = (
@@ -199,11 +213,9 @@ def _retention(q: Query, out: Result) -> None:
         )
         .group_by(previous.c.k)
     )
-    for k, before, again in q.session.execute(stmt):
-        rate = percent(again, before)
-        put(
-            out,
-            k,
-            retention_rate=rate,
-            churn_rate=None if rate is None else round(100.0 - rate, 4),
-        )
+    return Part(stmt, _read_retention)
+
+
+def _read_retention(row: Sequence[Any]) -> dict[str, Any]:
+    rate = percent(row[1], row[0])
+    return {"retention_rate": rate, "churn_rate": None if rate is None else round(100.0 - rate, 4)}

@@ -6,18 +6,18 @@ materialised conversations (``survey_columns``); every scope then sums those cou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Column, Float, Integer, Select, and_, func, or_, select
 
 from connector.kpis.query import Query
-from connector.kpis.sql import count_if, percent, put
+from connector.kpis.sql import Part, count_if, percent
 from connector.models import Survey, SurveyResponse
 
 if TYPE_CHECKING:  # sources materialises what this module selects
     from connector.kpis.sources import Sources
 
-Result = dict[str, dict[str, Any]]
 
 _COUNTS = (
     "csat_answers",
@@ -76,8 +76,7 @@ def surveys_select(q: Query) -> Select[Any]:
     )
 
 
-def compute(q: Query, src: Sources, out: Result | None = None) -> Result:
-    out = {} if out is None else out
+def part(q: Query, src: Sources) -> Part:
     v = src.convs
     col = q.conv_column(v)
     key = q.key(col)
@@ -87,24 +86,15 @@ def compute(q: Query, src: Sources, out: Result | None = None) -> Result:
         .where(q.only(col), or_(v.c.csat_answers > 0, v.c.nps_answers > 0, v.c.csat_surveys > 0))
         .group_by(key)
     )
-    for (
-        k,
-        answers,
-        happy,
-        nps_n,
-        promoters,
-        detractors,
-        surveys,
-        answered,
-        points,
-    ) in q.session.execute(stmt):
-        answers, nps_n = int(answers or 0), int(nps_n or 0)
-        put(
-            out,
-            k,
-            csat=percent(happy, answers),
-            csat_mean=round(float(points) / answers, 4) if answers else None,
-            nps=percent(int(promoters or 0) - int(detractors or 0), nps_n),
-            csat_response_rate=percent(answered, surveys),
-        )
-    return out
+    return Part(stmt, _read)
+
+
+def _read(row: Sequence[Any]) -> dict[str, Any]:
+    answers, happy, nps_n, promoters, detractors, surveys, answered, points = row
+    answers, nps_n = int(answers or 0), int(nps_n or 0)
+    return {
+        "csat": percent(happy, answers),
+        "csat_mean": round(float(points) / answers, 4) if answers else None,
+        "nps": percent(int(promoters or 0) - int(detractors or 0), nps_n),
+        "csat_response_rate": percent(answered, surveys),
+    }

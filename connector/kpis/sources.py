@@ -17,6 +17,7 @@ scope.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,12 +40,19 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import FromClause
 
-from connector.kpis import satisfaction
+from connector.kpis import messaging, revenue, satisfaction
 from connector.kpis.business_hours import Calendar
 from connector.kpis.query import ID_TYPE as _ID
-from connector.kpis.query import Query
-from connector.kpis.sql import count_if, epoch, greatest, index_lookups
-from connector.models import Conversation, Deal, DealContact, Message, UTCDateTime
+from connector.kpis.query import SCOPE_COLUMNS, Query
+from connector.kpis.sql import (
+    CreateTempTableAs,
+    count_if,
+    epoch,
+    greatest,
+    index_lookups,
+    whole_tables,
+)
+from connector.models import Conversation, Message, UTCDateTime
 
 # Survey questions/answers and Meta's system notices are not part of the conversation.
 CONVERSATIONAL = ("customer", "agent", "bot", "campaign", "unknown")
@@ -126,7 +134,7 @@ def conversations_select(q: Query, cal: Calendar | None) -> Select[Any]:
     resolved = and_(c.resolved_at.is_not(None), f.c.first_in.is_not(None))
     repeat = _flag(q, c, "reopened", lambda x: _reopened(x, q.opts.fcr_window.total_seconds()))
     converted = _flag(
-        q, c, "converted", lambda x: won_after(x, q.opts.attribution_window.total_seconds())
+        q, c, "converted", lambda x: revenue.won_after(x, q.opts.attribution_window.total_seconds())
     )
     spans = {"frt": (first_in, first_out, answered), "frt_human": (handoff, first_human, human)}
     spans["art"] = (opened, closed, resolved)
@@ -155,7 +163,10 @@ def conversations_select(q: Query, cal: Calendar | None) -> Select[Any]:
         satisfaction.answers_select(q).subquery("answers"),
         satisfaction.surveys_select(q).subquery("surveys"),
     ]
-    columns += [col for sub in surveyed for col in sub.c if col.name != "cid"]
+    # Zero, not NULL, for a conversation without surveys (every part's first column is a
+    # count that is never NULL for a key it has a row for: see ``engine``).
+    counts = [col for sub in surveyed for col in sub.c if col.name != "cid"]
+    columns += [func.coalesce(col, 0).label(col.name) for col in counts]
     for name, (start, end, when) in spans.items():
         columns.append(case((when, end - start)).label(name))
         if cal is not None:
@@ -205,21 +216,6 @@ def _reopened(c: Any, window: float) -> list[Any]:
         later.initiated_by == "customer",
         later.opened_at > c.resolved_at,
         epoch(later.opened_at) <= epoch(c.resolved_at) + window,
-    ]
-
-
-def won_at() -> Any:
-    return func.coalesce(Deal.won_at, Deal.close_date)
-
-
-def won_after(c: Any, window: float) -> list[Any]:
-    """A won deal of ``c``'s contact within ``window`` seconds of ``c``'s opening."""
-    return [
-        DealContact.contact_id == c.contact_id,
-        Deal.id == DealContact.deal_id,
-        Deal.is_won.is_(True),
-        won_at() >= c.opened_at,
-        epoch(won_at()) <= epoch(c.opened_at) + window,
     ]
 
 
@@ -291,7 +287,7 @@ def _scope_columns(c: Any) -> list[Any]:
     return [c.contact_id, c.deal_id, c.campaign_id, c.business_number_id]
 
 
-def traffic_select(q: Query, cal: Calendar | None = None) -> Select[Any]:
+def traffic_select(q: Query) -> Select[Any]:
     m = Message
     outbound = m.direction == "outbound"
     sent = and_(outbound, m.status.is_not(None))
@@ -322,6 +318,8 @@ class Sources:
     convs: FromClause
     replies: FromClause
     traffic: FromClause
+    touches: FromClause
+    sends: FromClause
     # Results shared between scopes of one full recompute (e.g. utilization per agent).
     memo: dict[str, Any] = field(default_factory=dict)
 
@@ -329,17 +327,24 @@ class Sources:
 _DURATIONS = ("frt", "frt_human", "art")
 
 
+def _scope_key_columns(*names: str) -> list[Column[Any]]:
+    return [Column(n, String(64) if n == "business_number_id" else _ID) for n in names]
+
+
 def _tables(cal: Calendar | None) -> dict[str, Table]:
-    """The temporary tables (their columns depend on whether business hours are on)."""
+    """The temporary tables (their columns depend on whether business hours are on).
+
+    No secondary indexes: every scope reads each of them whole, grouped by its key (an
+    incremental run's tables hold only the touched conversations).
+    """
     meta = MetaData()
     bh = cal is not None
+    temporary = {"prefixes": ["TEMPORARY"]}
     convs = Table(
         "kpi_convs",
         meta,
-        Column("cid", _ID, primary_key=True),
-        *(Column(name, _ID, index=True) for name in ("contact_id", "agent_id", "campaign_id")),
-        Column("deal_id", _ID, index=True),
-        Column("business_number_id", String(64)),
+        Column("cid", _ID),
+        *_scope_key_columns(*SCOPE_COLUMNS),
         Column("opened_at", UTCDateTime()),
         Column("resolved_at", UTCDateTime()),
         Column("unanswered", Integer),
@@ -349,68 +354,93 @@ def _tables(cal: Calendar | None) -> dict[str, Table]:
         Column("converted", Integer),
         *satisfaction.survey_columns(),
         *(Column(name, Float) for d in _DURATIONS for name in ((d, f"{d}_bh") if bh else (d,))),
-        prefixes=["TEMPORARY"],
+        **temporary,
     )
     replies = Table(
         "kpi_replies",
         meta,
-        Column("cid", _ID, index=True),
-        Column("agent_id", _ID),
+        Column("cid", _ID),
+        Column("agent_id", _ID),  # who replied
         Column("end", UTCDateTime()),
         Column("reply_time", Float),
         *([Column("reply_time_bh", Float)] if bh else []),
-        # Chunks of contacts and deals are read by range.
-        *(Column(name, _ID, index=True) for name in ("contact_id", "deal_id")),
-        Column("campaign_id", _ID),
-        Column("business_number_id", String(64)),
-        prefixes=["TEMPORARY"],
+        *_scope_key_columns("contact_id", "deal_id", "campaign_id", "business_number_id"),
+        **temporary,
     )
     traffic = Table(
         "kpi_traffic",
         meta,
-        Column("conversation_id", _ID, index=True),
-        *(Column(name, _ID) for name in ("agent_id", "campaign_id")),
-        Column("contact_id", _ID, index=True),
-        Column("business_number_id", String(64)),
+        Column("conversation_id", _ID),
+        *_scope_key_columns("agent_id", "campaign_id", "contact_id", "business_number_id"),
         *(
             Column(name, Integer)
             for name in ("inbound", "outbound", "sent", "reached", "read", "failed")
         ),
         Column("cost", Float),
-        prefixes=["TEMPORARY"],
+        **temporary,
     )
-    return {"convs": convs, "replies": replies, "traffic": traffic}
+    touches = Table(
+        "kpi_touches",
+        meta,
+        *_scope_key_columns(*SCOPE_COLUMNS),
+        Column("credit", Float),
+        Column("new_customer", _ID),
+        **temporary,
+    )
+    sends = Table(
+        "kpi_sends",
+        meta,
+        *_scope_key_columns(*SCOPE_COLUMNS),
+        Column("delivered", UTCDateTime()),
+        *(Column(name, Integer) for name in ("replied", "clicked")),
+        **temporary,
+    )
+    return {
+        "convs": convs,
+        "replies": replies,
+        "traffic": traffic,
+        "touches": touches,
+        "sends": sends,
+    }
 
 
-_SELECTS = {
-    "convs": conversations_select,
-    "replies": replies_select,
-    "traffic": traffic_select,
-}
+def _selects(q: Query, cal: Calendar | None) -> dict[str, Select[Any]]:
+    found = {
+        "convs": conversations_select(q, cal),
+        "replies": replies_select(q, cal),
+        "traffic": traffic_select(q),
+        "touches": revenue.touches_select(q),
+        "sends": messaging.sends_select(q),
+    }
+    return found
+
+
+# Statements whose joins the planner misjudges when they read everything (see whole_tables).
+_WHOLE = ("replies",)
 
 
 def materialize(session: Session, q: Query, cal: Calendar | None) -> Sources:
-    """Fill the temporary tables for ``q``'s period and conversations; see ``drop``."""
+    """Create and fill the temporary tables for ``q``'s period and conversations (``_tables``
+    describes them for the queries that read them); see ``drop``."""
     conn = session.connection()
     drop(session)
     tables = _tables(cal)
-    for name, table in tables.items():
-        # Indexes are built after the bulk insert: cheaper than maintaining them row by row.
-        indexes, table.indexes = set(table.indexes), set()
-        table.create(conn)
-        # Columns matched by name, not position.
-        found = _SELECTS[name](q, cal).subquery(name)
-        names = [c.name for c in table.c]
-        stmt = select(*(found.c[n] for n in names))
-        with index_lookups(conn, q.lookups):
-            conn.execute(table.insert().from_select(names, stmt))
-        for index in indexes:
-            index.create(conn)
-        table.indexes = indexes
+    filled = {}
+    for name, select_ in _selects(q, cal).items():
+        table = filled[name] = tables[name]
+        found = select_.subquery(name)
+        # Columns in the order and with the names the table describes.
+        stmt = select(*(found.c[c.name] for c in table.c))
+        if q.lookups:
+            strategy = index_lookups(conn)
+        else:
+            strategy = whole_tables(conn) if name in _WHOLE else nullcontext()
+        with strategy:
+            conn.execute(CreateTempTableAs(table.name, stmt))
         if conn.dialect.name == "postgresql":
             # Autovacuum never analyses temporary tables; the planner needs row counts.
             conn.execute(text(f"ANALYZE {table.name}"))
-    return Sources(**tables)
+    return Sources(**filled)
 
 
 def drop(session: Session) -> None:

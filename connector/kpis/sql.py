@@ -1,4 +1,4 @@
-"""Portable SQL pieces: epoch seconds, two-value min/max, ratios and percentiles.
+"""Portable SQL pieces: epoch seconds, two-value min/max, ratios, percentiles, parts.
 
 Every KPI query is written once and runs unchanged on SQLite and PostgreSQL; the few
 spots where the dialects differ are compiled here.
@@ -6,19 +6,19 @@ spots where the dialects differ are compiled here.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Float, Integer, Select, and_, case, func, or_, select, text
+from sqlalchemy import Float, Integer, Select, and_, case, func, or_, select, text, type_coerce
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.type_api import TypeEngine
 
@@ -62,6 +62,25 @@ def _ifloor_default(element: ifloor, compiler: Any, **kw: Any) -> str:
     return f"CAST(FLOOR({compiler.process(element.clauses, **kw)}) AS BIGINT)"
 
 
+class CreateTempTableAs(Executable, ClauseElement):
+    """``CREATE TEMPORARY TABLE name AS select``.
+
+    Unlike INSERT … SELECT, PostgreSQL may run the select with parallel workers.
+    """
+
+    inherit_cache = False
+
+    def __init__(self, name: str, select_: Select[Any]) -> None:
+        self.name = name
+        self.select = select_
+
+
+@compiles(CreateTempTableAs)
+def _create_temp_table_as(element: CreateTempTableAs, compiler: Any, **kw: Any) -> str:
+    name = compiler.preparer.quote(element.name)
+    return f"CREATE TEMPORARY TABLE {name} AS {compiler.process(element.select, **kw)}"
+
+
 def tune(session: Session) -> None:
     """PostgreSQL settings for this transaction's analytical queries.
 
@@ -72,6 +91,9 @@ def tune(session: Session) -> None:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL jit = off"))
         session.execute(text("SET LOCAL work_mem = '64MB'"))
+        # Results are streamed through a cursor, and all of its rows are wanted: without
+        # this the planner optimises for the first tenth (nested loops over every key).
+        session.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
 
 
 @contextmanager
@@ -81,16 +103,33 @@ def index_lookups(conn: Connection, enabled: bool = True) -> Iterator[None]:
     On a big table the planner misjudges how many messages a conversation has and would
     rather hash-join a scan of all of them than probe the conversation index.
     """
-    nested = enabled and conn.dialect.name == "postgresql"
-    if nested:
-        conn.execute(text("SET LOCAL enable_hashjoin = off"))
-        conn.execute(text("SET LOCAL enable_mergejoin = off"))
+    with _disabled(conn, ("hashjoin", "mergejoin") if enabled else ()):
+        yield
+
+
+@contextmanager
+def whole_tables(conn: Connection) -> Iterator[None]:
+    """PostgreSQL: no nested loops, for statements that read every row of what they join.
+
+    The planner cannot estimate how many rows survive a filter on window-function results
+    (the human-ended waits: millions, estimated at thousands) and would probe an index
+    once per row.
+    """
+    with _disabled(conn, ("nestloop",)):
+        yield
+
+
+@contextmanager
+def _disabled(conn: Connection, methods: tuple[str, ...]) -> Iterator[None]:
+    if conn.dialect.name != "postgresql":
+        methods = ()
+    for method in methods:
+        conn.execute(text(f"SET LOCAL enable_{method} = off"))
     try:
         yield
     finally:
-        if nested:
-            conn.execute(text("SET LOCAL enable_hashjoin = on"))
-            conn.execute(text("SET LOCAL enable_mergejoin = on"))
+        for method in methods:
+            conn.execute(text(f"SET LOCAL enable_{method} = on"))
 
 
 def seconds(value: datetime) -> float:
@@ -116,54 +155,57 @@ def percent(part: float | int | None, whole: float | int | None) -> float | None
     return round(100.0 * float(part or 0) / float(whole), 4)
 
 
-def put(out: dict[str, dict[str, Any]], key: Any, **values: Any) -> None:
-    """Merge ``values`` into the KPIs of ``key`` (keys are strings in every result)."""
-    k = str(key)
-    row = out.get(k)
-    if row is None:
-        out[k] = values
-    else:
-        row.update(values)
-
-
-def rows_by_key(session: Session, stmt: Select[Any]) -> dict[str, Any]:
-    """``{key: row}`` for a statement whose first column is the scope key."""
-    return {str(row[0]): row for row in session.execute(stmt)}
-
-
 @dataclass(frozen=True, slots=True)
-class Dist:
-    mean: float | None
-    median: float | None
-    p90: float | None
-    count: int
+class Part:
+    """One family's aggregates for one scope.
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"mean": self.mean, "median": self.median, "p90": self.p90, "count": self.count}
+    ``stmt`` selects the scope key (labelled ``k``, one row per key) and then the part's
+    columns, the first of them never NULL for a key the part has a row for (a count);
+    ``read`` turns those columns of one key into KPI values.
+    The engine joins every part of a scope on the key into one statement (see ``engine``).
+    """
+
+    stmt: Select[Any]
+    read: Callable[[Sequence[Any]], dict[str, Any]]
 
 
-EMPTY = Dist(None, None, None, 0)
+# A duration with no samples.
+EMPTY = {"mean": None, "median": None, "p90": None, "count": 0}
 # Percentiles as tenths, so positions are exact integers in SQL: p·(n-1) = tenths·(n-1)/10.
 _TENTHS = {"median": 5, "p90": 9}
 
 
-def distributions(session: Session, samples: Select[Any]) -> dict[str, Dist]:
-    """Mean, median and p90 (linear interpolation, as ``percentile_cont``) per key.
+def distribution_parts(
+    dialect: str, source: Any, key: Any, where: Any, samples: dict[str, tuple[Any, Any]]
+) -> list[Part]:
+    """Count, mean, median and p90 (linear interpolation, as ``percentile_cont``) per key of
+    each ``name: (value, condition)`` over one source.
 
-    ``samples`` selects ``(key, value)``. The work is done in SQL, portably: window
-    functions return only the (at most two) rows around each percentile position per key.
-    PostgreSQL takes ``distributions_of``'s ``percentile_cont`` instead (same numbers).
+    PostgreSQL: one grouping with ``percentile_cont`` and a FILTER per statistic.
+    Elsewhere, portably: per name, window functions rank the values of each key and the
+    (at most two) values around each percentile position are interpolated in SQL.
     """
-    s = samples.subquery()
-    key, value = s.c[0], s.c[1]
-    totals = {
-        str(k): (int(n), float(avg))
-        for k, n, avg in session.execute(
-            select(key, func.count(), func.avg(value)).where(value.is_not(None)).group_by(key)
-        )
-    }
-    if not totals:
-        return {}
+    if dialect != "postgresql":
+        return [
+            _ranked_part(source, key, where, name, value, cond)
+            for name, (value, cond) in samples.items()
+        ]
+    columns: list[Any] = [key.label("k")]
+    for value, cond in samples.values():
+        picked = and_(value.is_not(None), cond)
+        # Both percentiles from one sort of the key's values.
+        both = func.percentile_cont(postgresql.array([0.5, 0.9])).within_group(value)
+        columns += [
+            func.count(value).filter(picked),
+            func.avg(value).filter(picked),
+            type_coerce(both.filter(picked), postgresql.ARRAY(Float)),
+        ]
+    anything = or_(*(and_(v.is_not(None), c) for v, c in samples.values()))
+    stmt = select(*columns).select_from(source).where(where, anything).group_by(key)
+    return [Part(stmt, _dist_reader(list(samples), paired=True))]
+
+
+def _ranked_part(source: Any, key: Any, where: Any, name: str, value: Any, cond: Any) -> Part:
     ranked = (
         select(
             key.label("k"),
@@ -171,78 +213,42 @@ def distributions(session: Session, samples: Select[Any]) -> dict[str, Dist]:
             func.row_number().over(partition_by=key, order_by=value).label("rn"),
             func.count().over(partition_by=key).label("n"),
         )
-        .where(value.is_not(None))
-        .subquery()
+        .select_from(source)
+        .where(where, value.is_not(None), cond)
+        .subquery(f"ranked_{name}")
     )
-    near = or_(
-        *(
-            and_(
-                (ranked.c.rn - 1) * 10 > tenths * (ranked.c.n - 1) - 10,
-                (ranked.c.rn - 1) * 10 < tenths * (ranked.c.n - 1) + 10,
-            )
-            for tenths in _TENTHS.values()
-        )
-    )
-    picked: dict[str, dict[int, float]] = defaultdict(dict)
-    for k, rn, v in session.execute(select(ranked.c.k, ranked.c.rn, ranked.c.v).where(near)):
-        picked[str(k)][int(rn) - 1] = float(v)
-    out: dict[str, Dist] = {}
-    for k, (n, avg) in totals.items():
-        ranks = picked[k]
-        out[k] = Dist(
-            mean=_r(avg),
-            median=_r(_interpolate(ranks, n, _TENTHS["median"])),
-            p90=_r(_interpolate(ranks, n, _TENTHS["p90"])),
-            count=n,
-        )
-    return out
+    r = ranked.c
+
+    def at(tenths: int) -> Any:
+        span = (r.n - 1) * tenths
+        lo = ifloor(span / 10.0)
+        rest = span - lo * 10  # position = lo + rest/10
+        low = func.max(case((r.rn - 1 == lo, r.v)))
+        high = func.max(case((r.rn - 1 == lo + case((rest > 0, 1), else_=0), r.v)))
+        return low + (high - low) * (rest / 10.0)
+
+    stmt = select(
+        r.k, func.max(r.n), func.avg(r.v), at(_TENTHS["median"]), at(_TENTHS["p90"])
+    ).group_by(r.k)
+    return Part(stmt, _dist_reader([name]))
 
 
-def distributions_of(
-    session: Session, source: Any, key: Any, where: Any, samples: dict[str, tuple[Any, Any]]
-) -> dict[str, dict[str, Dist]]:
-    """``{name: {key: Dist}}`` for several ``name: (value, condition)`` over one source.
+def _dist_reader(
+    names: list[str], *, paired: bool = False
+) -> Callable[[Sequence[Any]], dict[str, Any]]:
+    """Reads (count, mean, median, p90) per name, or (count, mean, [median, p90])."""
+    width = 3 if paired else 4
 
-    PostgreSQL: one scan and one grouping, each statistic with its own FILTER. Elsewhere:
-    one ``distributions`` per name (the same numbers).
-    """
-    if session.get_bind().dialect.name != "postgresql":
-        return {
-            name: distributions(
-                session,
-                select(key.label("k"), value.label("v"))
-                .select_from(source)
-                .where(where, value.is_not(None), cond),
-            )
-            for name, (value, cond) in samples.items()
-        }
-    columns: list[Any] = [key]
-    for value, cond in samples.values():
-        picked = and_(value.is_not(None), cond)
-        columns += [
-            func.count(value).filter(picked),
-            func.avg(value).filter(picked),
-            func.percentile_cont(0.5).within_group(value).filter(picked),
-            func.percentile_cont(0.9).within_group(value).filter(picked),
-        ]
-    anything = or_(*(and_(v.is_not(None), c) for v, c in samples.values()))
-    stmt = select(*columns).select_from(source).where(where, anything).group_by(key)
-    out: dict[str, dict[str, Dist]] = {name: {} for name in samples}
-    names = list(samples)
-    for row in session.execute(stmt):
-        k = str(row[0])
+    def read(row: Sequence[Any]) -> dict[str, Any]:
+        out = {}
         for i, name in enumerate(names):
-            n, avg, p50, p90 = row[1 + 4 * i : 5 + 4 * i]
-            if n:
-                out[name][k] = Dist(mean=_r(avg), median=_r(p50), p90=_r(p90), count=n)
-    return out
+            cells = row[width * i : width * (i + 1)]
+            if cells[0]:
+                n, mean, median, p90 = (*cells[:2], *cells[2]) if paired else cells
+                out[name] = {"mean": _r(mean), "median": _r(median), "p90": _r(p90), "count": n}
+        return out
 
-
-def _interpolate(ranks: dict[int, float], n: int, tenths: int) -> float:
-    pos = Fraction(tenths * (n - 1), 10)
-    lo = int(pos)
-    hi = lo if pos == lo else lo + 1
-    return ranks[lo] + (ranks[hi] - ranks[lo]) * float(pos - lo)
+    return read
 
 
 def _r(value: float | None) -> float | None:

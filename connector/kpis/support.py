@@ -1,5 +1,6 @@
 """Support KPIs: first response, reply and resolution times, FCR, SLAs, automation, volume
-(and conversion, a count over the same conversations).
+(and conversion, a count over the same conversations, and the delivery rates and cost,
+sums over the same traffic).
 
 Everything here aggregates the per-conversation measures (``sources.convs``), the
 human-ended waits (``sources.replies``) and the per-sender traffic (``sources.traffic``).
@@ -7,27 +8,23 @@ human-ended waits (``sources.replies``) and the per-sender traffic (``sources.tr
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, or_, select
 
 from connector.kpis.query import Query
-from connector.kpis.sources import Sources
-from connector.kpis.sql import EPSILON, count_if, distributions_of, percent, put
-from connector.models import Conversation
+from connector.kpis.sql import EPSILON, Part, count_if, distribution_parts, percent
 
-Result = dict[str, dict[str, Any]]
-
-
-def compute(q: Query, src: Sources, with_bh: bool, out: Result | None = None) -> Result:
-    out = {} if out is None else out
-    _durations(q, src, with_bh, out)
-    _counts(q, src.convs, out)
-    _volume(q, src.traffic, out)
-    return out
+if TYPE_CHECKING:  # sources materialises what the families read
+    from connector.kpis.sources import Sources
 
 
-def _durations(q: Query, src: Sources, with_bh: bool, out: Result) -> None:
+def parts(q: Query, src: Sources, with_bh: bool) -> list[Part]:
+    return [*_durations(q, src, with_bh), _counts(q, src.convs), *_traffic(q, src)]
+
+
+def _durations(q: Query, src: Sources, with_bh: bool) -> list[Part]:
     v, r = src.convs, src.replies
     scope_col = q.conv_column(v)
     opened, closed = q.in_period(v.c.opened_at), q.in_period(v.c.resolved_at)
@@ -41,21 +38,21 @@ def _durations(q: Query, src: Sources, with_bh: bool, out: Result) -> None:
         ("art", v, scope_col, closed),
         ("reply_time", r, reply_col, q.in_period(r.c.end)),
     )
-    # KPIs read from the same relation under the same key share one statement.
+    # KPIs read from the same relation under the same key share one grouping.
     groups: dict[tuple[int, int], tuple[Any, Any, dict[str, tuple[Any, Any]]]] = {}
     for name, source, key_col, when in plans:
-        table = r if name == "reply_time" else v
         samples = groups.setdefault((id(source), id(key_col)), (source, key_col, {}))[2]
         for kpi in (name, f"{name}_bh") if with_bh else (name,):
-            samples[kpi] = (table.c[kpi], when)
-    for source, key_col, samples in groups.values():
-        found = distributions_of(q.session, source, q.key(key_col), q.only(key_col), samples)
-        for kpi, dists in found.items():
-            for key, dist in dists.items():
-                put(out, key, **{kpi: dist.as_dict()})
+            samples[kpi] = (source.c[kpi], when)
+    dialect = q.session.get_bind().dialect.name
+    return [
+        part
+        for source, key_col, samples in groups.values()
+        for part in distribution_parts(dialect, source, q.key(key_col), q.only(key_col), samples)
+    ]
 
 
-def _counts(q: Query, v: Any, out: Result) -> None:
+def _counts(q: Query, v: Any) -> Part:
     opened, closed = q.in_period(v.c.opened_at), q.in_period(v.c.resolved_at)
     resolved = and_(closed, v.c.art.is_not(None))
     frt_target = q.opts.frt_target.total_seconds() + EPSILON
@@ -64,68 +61,105 @@ def _counts(q: Query, v: Any, out: Result) -> None:
     stmt = (
         select(
             key.label("k"),
-            count_if(opened).label("opened"),
-            count_if(and_(opened, v.c.unanswered == 1)).label("unanswered"),
-            count_if(and_(opened, v.c.frt.is_not(None))).label("answered"),
-            count_if(and_(opened, v.c.frt <= frt_target)).label("frt_met"),
-            count_if(resolved).label("resolved"),
-            count_if(and_(resolved, v.c.not_fcr == 1)).label("repeat"),
-            count_if(and_(resolved, v.c.art <= art_target)).label("art_met"),
-            count_if(and_(resolved, v.c.automated == 1)).label("automated"),
-            count_if(and_(opened, v.c.converted == 1)).label("converted"),
+            count_if(opened),
+            count_if(and_(opened, v.c.unanswered == 1)),
+            count_if(and_(opened, v.c.frt.is_not(None))),
+            count_if(and_(opened, v.c.frt <= frt_target)),
+            count_if(resolved),
+            count_if(and_(resolved, v.c.not_fcr == 1)),
+            count_if(and_(resolved, v.c.art <= art_target)),
+            count_if(and_(resolved, v.c.automated == 1)),
+            count_if(and_(opened, v.c.converted == 1)),
         )
         .where(or_(opened, closed), q.only(q.conv_column(v)))
         .group_by(key)
     )
-    for row in q.session.execute(stmt):
-        k, resolved_n, repeats = str(row.k), int(row.resolved or 0), int(row.repeat or 0)
-        put(
-            out,
-            k,
-            conversation_volume=int(row.opened or 0),
-            unanswered_conversations=int(row.unanswered or 0),
-            frt_sla_met_rate=percent(row.frt_met, row.answered),
-            resolved_conversations=resolved_n,
-            fcr_rate=percent(resolved_n - repeats, resolved_n),
-            repeat_contact_rate=percent(repeats, resolved_n),
-            resolution_sla_met_rate=percent(row.art_met, resolved_n),
-            automation_rate=percent(row.automated, resolved_n),
-            automated_resolutions=int(row.automated or 0),
-            conversion_rate=percent(row.converted, row.opened),
-        )
+    return Part(stmt, _read_counts)
 
 
-def _volume(q: Query, t: Any, out: Result) -> None:
-    c = Conversation
-    col = traffic_column(q, t)
-    if q.scope == "campaign":  # a conversation's traffic counts for the campaign it is tagged with
-        col = func.coalesce(t.c.campaign_id, c.campaign_id)
+def _read_counts(row: Sequence[Any]) -> dict[str, Any]:
+    opened, unanswered, answered, frt_met, resolved, repeats, art_met, automated, converted = (
+        int(n or 0) for n in row
+    )
+    return {
+        "conversation_volume": opened,
+        "unanswered_conversations": unanswered,
+        "frt_sla_met_rate": percent(frt_met, answered),
+        "resolved_conversations": resolved,
+        "fcr_rate": percent(resolved - repeats, resolved),
+        "repeat_contact_rate": percent(repeats, resolved),
+        "resolution_sla_met_rate": percent(art_met, resolved),
+        "automation_rate": percent(automated, resolved),
+        "automated_resolutions": automated,
+        "conversion_rate": percent(converted, opened),
+    }
+
+
+def _traffic(q: Query, src: Sources) -> list[Part]:
+    """Message volume and delivery from the per-sender traffic: one grouping, except for
+    campaigns (a conversation's traffic counts for the campaign it is tagged with; delivery
+    for the campaign of each send)."""
+    sends = traffic_column(q, src)
+    if q.scope != "campaign":
+        return [_traffic_part(q, src, sends, volume=True, delivery=True)]
+    tagged = func.coalesce(src.traffic.c.campaign_id, src.convs.c.campaign_id)
+    return [
+        _traffic_part(q, src, tagged, volume=True, delivery=False),
+        _traffic_part(q, src, sends, volume=False, delivery=True),
+    ]
+
+
+_VOLUME = ("inbound", "outbound")
+_DELIVERY = ("sent", "reached", "read", "failed", "cost")
+
+
+def _traffic_part(q: Query, src: Sources, col: Any, *, volume: bool, delivery: bool) -> Part:
+    t, v = src.traffic, src.convs
+    names = (_VOLUME if volume else ()) + (_DELIVERY if delivery else ())
     key = q.key(col)
-    msgs = (
-        select(key.label("k"), func.sum(t.c.inbound), func.sum(t.c.outbound))
+    stmt = (
+        select(key.label("k"), *(func.sum(t.c[name]) for name in names))
         .select_from(t)
-        .outerjoin(c, c.id == t.c.conversation_id)
+        .outerjoin(v, v.c.cid == t.c.conversation_id)
         .where(q.only(col))
         .group_by(key)
     )
-    for k, inbound, outbound in q.session.execute(msgs):
-        inbound, outbound = int(inbound or 0), int(outbound or 0)
-        put(
-            out,
-            k,
-            inbound_messages=inbound,
-            outbound_messages=outbound,
-            message_volume=inbound + outbound,
-        )
+
+    def read(row: Sequence[Any]) -> dict[str, Any]:
+        sums = dict(zip(names, row, strict=True))
+        return {**(_volume(sums) if volume else {}), **(_delivery(sums) if delivery else {})}
+
+    return Part(stmt, read)
 
 
-def traffic_column(q: Query, t: Any) -> Any:
+def _volume(sums: dict[str, Any]) -> dict[str, Any]:
+    inbound, outbound = int(sums["inbound"] or 0), int(sums["outbound"] or 0)
+    return {
+        "inbound_messages": inbound,
+        "outbound_messages": outbound,
+        "message_volume": inbound + outbound,
+    }
+
+
+def _delivery(sums: dict[str, Any]) -> dict[str, Any]:
+    """Over outbound messages sent in the period with any status at all."""
+    sent, reached = sums["sent"], sums["reached"]
+    return {
+        "delivery_rate": percent(reached, sent),
+        "read_rate": percent(sums["read"], reached),
+        "failure_rate": percent(sums["failed"], sent),
+        "messaging_cost": round(float(sums["cost"] or 0), 6),
+    }
+
+
+def traffic_column(q: Query, src: Sources) -> Any:
     """The scope column of a traffic row: its own sender/campaign/contact/number, or the
-    conversation's deal."""
+    conversation's deal (joined from ``src.convs``)."""
+    t = src.traffic
     if q.is_account:
         return None
     if q.scope == "deal":
-        return Conversation.deal_id
+        return src.convs.c.deal_id
     if q.scope == "phone_number":
         return t.c.business_number_id
     return t.c[f"{q.scope}_id"]

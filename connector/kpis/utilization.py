@@ -62,15 +62,14 @@ def _new(start: Any, prev_end: Any) -> Any:
 
 
 def compute(q: Query, memo: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per agent, or for the account as the sum over agents (computed once for both)."""
+    """Per agent, or for the account as the sum over agents (computed once for both in a
+    full recompute)."""
     if q.scope not in ("account", "agent"):
         return {}
     if q.ids is not None:
         rows = _per_agent(q)
     else:  # every agent: computed once for the account and all chunks of agents
         rows = memo.get("utilization") or memo.setdefault("utilization", _per_agent(q))
-        if q.span is not None:
-            rows = [r for r in rows if q.span[0] <= int(r[0]) < q.span[1]]
     if q.is_account:
         length = sum(r[1] for r in rows)
         return {"account": {"agent_utilization": percent(sum(r[2] for r in rows), length)}}
