@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select, union
 from sqlalchemy.orm import Session
 
-from connector.kpis import messaging, revenue, roi, satisfaction, support, utilization
+from connector.kpis import messaging, revenue, roi, support, utilization
 from connector.kpis.business_hours import Calendar
 from connector.kpis.options import KpiOptions, Period
 from connector.kpis.query import Query, drop_keys
@@ -180,7 +180,6 @@ def _keys(q: Query, src: Sources, cal: Calendar | None) -> Iterator[tuple[str, d
     parts = [
         *support.parts(q, src, with_bh),
         *messaging.parts(q, src),
-        satisfaction.part(q, src),
         *revenue.parts(q, src),
     ]
     # Utilization comes from interval arithmetic per agent, not a grouping: merged by key.

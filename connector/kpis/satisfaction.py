@@ -1,7 +1,8 @@
 """CSAT and NPS from survey answers, scoped through the surveyed conversation.
 
 The answers and delivered surveys of each conversation are counted once, into the
-materialised conversations (``survey_columns``); every scope then sums those counts.
+materialised conversations (``survey_columns``); every scope then sums those counts in
+the grouping of its conversations (``support``).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Column, Float, Integer, Select, and_, func, or_, select
 
 from connector.kpis.query import Query
-from connector.kpis.sql import Part, count_if, percent
+from connector.kpis.sql import count_if, percent
 from connector.models import Survey, SurveyResponse
 
 if TYPE_CHECKING:  # sources materialises what this module selects
-    from connector.kpis.sources import Sources
+    pass
 
 
 _COUNTS = (
@@ -76,20 +77,16 @@ def surveys_select(q: Query) -> Select[Any]:
     )
 
 
-def part(q: Query, src: Sources) -> Part:
-    v = src.convs
-    col = q.conv_column(v)
-    key = q.key(col)
-    sums = [func.sum(v.c[name]) for name in (*_COUNTS, "csat_points")]
-    stmt = (
-        select(key.label("k"), *sums)
-        .where(q.only(col), or_(v.c.csat_answers > 0, v.c.nps_answers > 0, v.c.csat_surveys > 0))
-        .group_by(key)
-    )
-    return Part(stmt, _read)
+def sums(v: Any) -> tuple[list[Any], Any]:
+    """The survey sums over materialised conversations ``v``, and whether any was surveyed
+    or answered (both aggregates, for the grouping ``support`` makes of them)."""
+    names = (*_COUNTS, "csat_points")
+    any_ = func.sum(v.c.csat_answers + v.c.nps_answers + v.c.csat_surveys) > 0
+    return [func.sum(v.c[name]) for name in names], any_
 
 
-def _read(row: Sequence[Any]) -> dict[str, Any]:
+def read(row: Sequence[Any]) -> dict[str, Any]:
+    """KPI values from the ``sums`` of one key."""
     answers, happy, nps_n, promoters, detractors, surveys, answered, points = row
     answers, nps_n = int(answers or 0), int(nps_n or 0)
     return {

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.sqltypes import NullType
 from sqlalchemy.sql.type_api import TypeEngine
 
 # Durations are floats computed from timestamps: compare against targets with this slack so
@@ -198,7 +199,8 @@ def distribution_parts(
         columns += [
             func.count(value).filter(picked),
             func.avg(value).filter(picked),
-            type_coerce(both.filter(picked), postgresql.ARRAY(Float)),
+            # The driver's list of floats as it comes (no per-item result processing).
+            type_coerce(both.filter(picked), NullType()),
         ]
     anything = or_(*(and_(v.is_not(None), c) for v, c in samples.values()))
     stmt = select(*columns).select_from(source).where(where, anything).group_by(key)

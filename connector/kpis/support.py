@@ -1,6 +1,6 @@
 """Support KPIs: first response, reply and resolution times, FCR, SLAs, automation, volume
-(and conversion, a count over the same conversations, and the delivery rates and cost,
-sums over the same traffic).
+(and, from the same groupings: conversion and CSAT/NPS, counts over the conversations;
+delivery rates and cost, sums over the traffic).
 
 Everything here aggregates the per-conversation measures (``sources.convs``), the
 human-ended waits (``sources.replies``) and the per-sender traffic (``sources.traffic``).
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, or_, select
 
+from connector.kpis import satisfaction
 from connector.kpis.query import Query
 from connector.kpis.sql import EPSILON, Part, count_if, distribution_parts, percent
 
@@ -58,6 +59,7 @@ def _counts(q: Query, v: Any) -> Part:
     frt_target = q.opts.frt_target.total_seconds() + EPSILON
     art_target = q.opts.resolution_target.total_seconds() + EPSILON
     key = q.key(q.conv_column(v))
+    surveys, surveyed = satisfaction.sums(v)
     stmt = (
         select(
             key.label("k"),
@@ -70,18 +72,22 @@ def _counts(q: Query, v: Any) -> Part:
             count_if(and_(resolved, v.c.art <= art_target)),
             count_if(and_(resolved, v.c.automated == 1)),
             count_if(and_(opened, v.c.converted == 1)),
+            *surveys,
         )
-        .where(or_(opened, closed), q.only(q.conv_column(v)))
+        .where(q.only(q.conv_column(v)))
         .group_by(key)
+        # Keys with a conversation opened or resolved in the period, or surveyed.
+        .having(or_(count_if(or_(opened, closed)) > 0, surveyed))
     )
     return Part(stmt, _read_counts)
 
 
 def _read_counts(row: Sequence[Any]) -> dict[str, Any]:
     opened, unanswered, answered, frt_met, resolved, repeats, art_met, automated, converted = (
-        int(n or 0) for n in row
+        int(n or 0) for n in row[:9]
     )
     return {
+        **satisfaction.read(row[9:]),
         "conversation_volume": opened,
         "unanswered_conversations": unanswered,
         "frt_sla_met_rate": percent(frt_met, answered),
@@ -117,13 +123,10 @@ def _traffic_part(q: Query, src: Sources, col: Any, *, volume: bool, delivery: b
     t, v = src.traffic, src.convs
     names = (_VOLUME if volume else ()) + (_DELIVERY if delivery else ())
     key = q.key(col)
-    stmt = (
-        select(key.label("k"), *(func.sum(t.c[name]) for name in names))
-        .select_from(t)
-        .outerjoin(v, v.c.cid == t.c.conversation_id)
-        .where(q.only(col))
-        .group_by(key)
-    )
+    stmt = select(key.label("k"), *(func.sum(t.c[name]) for name in names)).select_from(t)
+    if q.scope in ("deal", "campaign"):  # keyed by (or falling back on) the conversation's tag
+        stmt = stmt.outerjoin(v, v.c.cid == t.c.conversation_id)
+    stmt = stmt.where(q.only(col)).group_by(key)
 
     def read(row: Sequence[Any]) -> dict[str, Any]:
         sums = dict(zip(names, row, strict=True))
