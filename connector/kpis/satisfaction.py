@@ -7,7 +7,7 @@ the grouping of its conversations (``support``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Column, Float, Integer, Select, and_, func, or_, select
@@ -36,9 +36,10 @@ def survey_columns() -> list[Column[Any]]:
     return [*(Column(name, Integer) for name in _COUNTS), Column("csat_points", Float)]
 
 
-def answers_select(q: Query) -> Select[Any]:
-    """Per conversation: its answers in the period (1-5: 4 and 5 are satisfied; 1-10: 8 and
-    above; ``csat_points`` sums the scores on a 1-5 scale)."""
+def answers_select(q: Query, own: Callable[[Any], Any]) -> Select[Any]:
+    """Per conversation (``own`` restricts the conversation ids): its answers in the period
+    (1-5: 4 and 5 are satisfied; 1-10: 8 and above; ``csat_points`` sums the scores on a
+    1-5 scale)."""
     r = SurveyResponse
     csat, nps = r.kind == "csat", r.kind == "nps"
     satisfied = or_(and_(r.scale <= 5, r.score >= 4), and_(r.scale > 5, r.score >= 8))
@@ -52,12 +53,12 @@ def answers_select(q: Query) -> Select[Any]:
             count_if(and_(nps, r.score >= 9)).label("nps_promoters"),
             count_if(and_(nps, r.score <= 6)).label("nps_detractors"),
         )
-        .where(q.in_period(r.answered_at), q.conversations(r.conversation_id))
+        .where(q.in_period(r.answered_at), own(r.conversation_id))
         .group_by(r.conversation_id)
     )
 
 
-def surveys_select(q: Query) -> Select[Any]:
+def surveys_select(q: Query, own: Callable[[Any], Any]) -> Select[Any]:
     """Per conversation: CSAT surveys delivered (sent in the period) and the answers to them."""
     s, r = Survey, SurveyResponse
     return (
@@ -71,7 +72,7 @@ def surveys_select(q: Query) -> Select[Any]:
             s.kind == "csat",
             s.delivered_at.is_not(None),
             q.in_period(s.sent_at),
-            q.conversations(s.conversation_id),
+            own(s.conversation_id),
         )
         .group_by(s.conversation_id)
     )

@@ -36,6 +36,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
 )
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import FromClause
@@ -66,7 +67,9 @@ def _when(cond: Any, value: Any) -> Any:
     return case((cond, value))
 
 
-def facts_select(q: Query) -> Select[Any]:
+def facts_select(q: Query, own: Callable[[Any], Any] | None = None) -> Select[Any]:
+    """Per conversation (``own`` restricts the conversation ids; default: the touched)."""
+    own = own or q.conversations
     m = Message
     inbound, outbound, human = (
         m.direction == "inbound",
@@ -82,21 +85,22 @@ def facts_select(q: Query) -> Select[Any]:
             count_if(human).label("humans"),
             func.count(func.distinct(_when(human, m.agent_id))).label("human_agents"),
         )
-        .where(m.conversation_id.is_not(None), conversational(), q.conversations(m.conversation_id))
+        .where(m.conversation_id.is_not(None), conversational(), own(m.conversation_id))
         .group_by(m.conversation_id)
-        .subquery("per_conv")
     )
     if q.lookups:
-        # A few conversations: one index probe each beats ranking every human message.
+        # A few conversations: one index probe each beats ranking every human message (one
+        # flat select, so it can be correlated to each conversation: ``_per_conversation``).
         m2 = aliased(Message, name="first_human")
         first_agent = (
             select(m2.agent_id)
-            .where(m2.conversation_id == per_conv.c.cid, m2.sender_kind == "agent")
+            .where(m2.conversation_id == m.conversation_id, m2.sender_kind == "agent")
             .order_by(m2.timestamp, m2.id)
             .limit(1)
             .scalar_subquery()
         )
-        return select(*per_conv.c, first_agent.label("first_human_agent"))
+        return per_conv.add_columns(first_agent.label("first_human_agent"))
+    per_conv = per_conv.subquery("per_conv")
     ranked = (
         select(
             m.conversation_id.label("cid"),
@@ -105,7 +109,7 @@ def facts_select(q: Query) -> Select[Any]:
             .over(partition_by=m.conversation_id, order_by=(m.timestamp, m.id))
             .label("rn"),
         )
-        .where(m.sender_kind == "agent", q.conversations(m.conversation_id))
+        .where(m.sender_kind == "agent", own(m.conversation_id))
         .subquery("ranked_humans")
     )
     return select(*per_conv.c, ranked.c.agent_id.label("first_human_agent")).outerjoin(
@@ -119,8 +123,8 @@ def conversations_select(q: Query, cal: Calendar | None) -> Select[Any]:
     frt / frt_human only for customer-initiated conversations with a reply; art and the
     resolution flags only for resolved conversations a customer wrote in (DESIGN §4 [code]).
     """
-    f = facts_select(q).subquery("facts")
     c = Conversation
+    f, on_facts = _per_conversation(q, c, "facts", lambda own: facts_select(q, own))
     customer = c.initiated_by == "customer"
     first_in, first_out, first_human = (
         epoch(f.c.first_in),
@@ -160,12 +164,10 @@ def conversations_select(q: Query, cal: Calendar | None) -> Select[Any]:
         case((converted.flag, 1), else_=0).label("converted"),
     ]
     surveyed = [
-        satisfaction.answers_select(q).subquery("answers"),
-        satisfaction.surveys_select(q).subquery("surveys"),
+        _per_conversation(q, c, "answers", lambda own: satisfaction.answers_select(q, own)),
+        _per_conversation(q, c, "surveys", lambda own: satisfaction.surveys_select(q, own)),
     ]
-    # Zero, not NULL, for a conversation without surveys (every part's first column is a
-    # count that is never NULL for a key it has a row for: see ``engine``).
-    counts = [col for sub in surveyed for col in sub.c if col.name != "cid"]
+    counts = [col for sub, _ in surveyed for col in sub.c if col.name != "cid"]
     columns += [func.coalesce(col, 0).label(col.name) for col in counts]
     for name, (start, end, when) in spans.items():
         columns.append(case((when, end - start)).label(name))
@@ -173,12 +175,30 @@ def conversations_select(q: Query, cal: Calendar | None) -> Select[Any]:
             columns.append(case((when, cal.clock(end) - cal.clock(start))).label(f"{name}_bh"))
     # Every conversation, with or without conversational messages (surveys and conversion
     # count on the conversation itself).
-    stmt = select(*columns).select_from(c).outerjoin(f, f.c.cid == c.id)
+    stmt = select(*columns).select_from(c).outerjoin(f, on_facts)
     stmt = stmt.where(q.conversations(c.id))
     joined = [flag.joined for flag in (repeat, converted) if flag.joined is not None]
-    for sub in (*joined, *surveyed):
+    for sub in joined:
         stmt = stmt.outerjoin(sub, sub.c.cid == c.id)
+    for sub, on in surveyed:
+        stmt = stmt.outerjoin(sub, on)
     return stmt
+
+
+def _per_conversation(
+    q: Query, c: Any, name: str, build: Callable[[Callable[[Any], Any]], Select[Any]]
+) -> tuple[Any, Any]:
+    """A per-conversation subquery ``build(own)`` to outer-join to conversations ``c``, and
+    the join condition.
+
+    For a few conversations on PostgreSQL (where only nested loops are allowed then), a
+    LATERAL subquery correlated to each conversation: an index probe each, where a nested
+    loop over the subquery's result would compare every pair.
+    """
+    if q.lookups and q.session.get_bind().dialect.name == "postgresql":
+        return build(lambda cid: cid == c.id).lateral(name), true()
+    sub = build(q.conversations).subquery(name)
+    return sub, sub.c.cid == c.id
 
 
 @dataclass(frozen=True, slots=True)
