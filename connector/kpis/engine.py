@@ -104,8 +104,8 @@ KPI_NAMES = (
 assert set(KPI_NAMES) == {*DURATIONS, *BUSINESS_HOURS, *COUNTS, *MONEY, *RATES}
 
 Result = dict[str, dict[str, Any]]
-CHUNK = 20_000  # keys per result of compute_all
-FETCH = 5_000  # rows per round trip while streaming a scope's keys
+CHUNK = 10_000  # keys per result of compute_all
+FETCH = 2_000  # rows per round trip while streaming a scope's keys
 
 
 def compute(

@@ -1,17 +1,19 @@
-"""The per-conversation and per-sender aggregates every scope's KPIs are read from.
+"""The row-level facts every scope's KPIs are grouped from, worked out once.
 
-Three relations carry everything the support and message KPIs need from ``messages``:
-
-- ``facts``: per conversation, its first inbound, first outbound and first human message,
-  how many human messages and agents, and which agent sent the first human message;
-- ``replies``: every customer wait ended by a human reply (start, end, replying agent);
+- ``convs``: per conversation, its scope columns, first inbound/outbound/human message and
+  the first human agent (``facts_select``), the FCR-reopen and conversion flags, the survey
+  counts in the period and the durations;
+- ``replies``: every customer wait ended by a human reply (end, replying agent, scope
+  columns of its conversation);
 - ``traffic``: message counts, statuses and cost in the period per (conversation, agent,
-  campaign, contact, business number).
+  campaign, contact, business number);
+- ``touches``: every credited touch of a deal won in the period, with its credit;
+- ``sends``: campaign sends in the period per (agent, number, deal, campaign, contact).
 
 They are materialised as temporary tables (analysed on PostgreSQL): for a few ids, only
 the conversations those ids touch; for a full recompute, every conversation once, shared
-by all scopes, so ``messages`` is read three times in total instead of several times per
-scope.
+by all scopes, so ``messages`` is read a fixed number of times however many scopes there
+are.
 """
 
 from __future__ import annotations
