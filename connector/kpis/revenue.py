@@ -46,7 +46,8 @@ def won_after(c: Any, window: float) -> list[Any]:
 
 
 def touches(q: Query) -> Any:
-    """(deal, amount, touch conversation, weight, is-primary) for deals won in the period."""
+    """(won deal, amount, won at, the touch conversation's scope columns, weight,
+    is-primary) for deals won in the period."""
     t = aliased(Conversation, name="touch")
     window = q.opts.attribution_window.total_seconds()
     model = q.opts.attribution_model
@@ -68,7 +69,6 @@ def touches(q: Query) -> Any:
             Deal.id.label("won_deal"),
             Deal.amount.label("amount"),
             won.label("won"),
-            t.id.label("conv_id"),
             *(getattr(t, name).label(name) for name in SCOPE_COLUMNS),
             func.row_number().over(partition_by=Deal.id, order_by=order).label("rn"),
             func.count().over(partition_by=Deal.id).label("n"),
@@ -91,7 +91,6 @@ def touches(q: Query) -> Any:
             ranked.c.won_deal,
             ranked.c.amount,
             ranked.c.won,
-            ranked.c.conv_id,
             *(ranked.c[name] for name in SCOPE_COLUMNS),
             weight.label("weight"),
             (ranked.c.rn == 1).label("primary"),

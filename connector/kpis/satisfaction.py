@@ -8,17 +8,13 @@ the grouping of its conversations (``support``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Column, Float, Integer, Select, and_, func, or_, select
 
 from connector.kpis.query import Query
 from connector.kpis.sql import count_if, percent
 from connector.models import Survey, SurveyResponse
-
-if TYPE_CHECKING:  # sources materialises what this module selects
-    pass
-
 
 _COUNTS = (
     "csat_answers",

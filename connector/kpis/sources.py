@@ -158,7 +158,8 @@ def conversations_select(q: Query, cal: Calendar | None) -> Select[Any]:
         ).label("unanswered"),
         f.c.first_human_agent,
         case(
-            (and_(resolved, or_(repeat.flag, c.transfers > 0, f.c.human_agents > 1)), 1), else_=0
+            (and_(resolved, or_(repeat.flag, c.transfers > 0, f.c.human_agents > 1)), 1),
+            else_=0,
         ).label("not_fcr"),
         case((and_(resolved, f.c.humans == 0, f.c.first_out.is_not(None)), 1), else_=0).label(
             "automated"
@@ -177,12 +178,9 @@ def conversations_select(q: Query, cal: Calendar | None) -> Select[Any]:
             columns.append(case((when, cal.clock(end) - cal.clock(start))).label(f"{name}_bh"))
     # Every conversation, with or without conversational messages (surveys and conversion
     # count on the conversation itself).
-    stmt = select(*columns).select_from(c).outerjoin(f, on_facts)
-    stmt = stmt.where(q.conversations(c.id))
-    joined = [flag.joined for flag in (repeat, converted) if flag.joined is not None]
-    for sub in joined:
-        stmt = stmt.outerjoin(sub, sub.c.cid == c.id)
-    for sub, on in surveyed:
+    stmt = select(*columns).select_from(c).where(q.conversations(c.id))
+    flagged = [flag.joined for flag in (repeat, converted) if flag.joined is not None]
+    for sub, on in ((f, on_facts), *flagged, *surveyed):
         stmt = stmt.outerjoin(sub, on)
     return stmt
 
@@ -206,7 +204,7 @@ def _per_conversation(
 @dataclass(frozen=True, slots=True)
 class _Flag:
     flag: Any  # true for a conversation the condition holds for
-    joined: Any = None  # the subquery of those conversations' ids, when outer-joined
+    joined: tuple[Any, Any] | None = None  # the subquery of those conversations, and its join
 
 
 def _flag(q: Query, c: Any, name: str, conditions: Callable[[Any], list[Any]]) -> _Flag:
@@ -225,7 +223,7 @@ def _flag(q: Query, c: Any, name: str, conditions: Callable[[Any], list[Any]]) -
         .distinct()
         .subquery(name)
     )
-    return _Flag(ids.c.cid.is_not(None), ids)
+    return _Flag(ids.c.cid.is_not(None), (ids, ids.c.cid == c.id))
 
 
 def _reopened(c: Any, window: float) -> list[Any]:
@@ -293,7 +291,7 @@ def replies_select(q: Query, cal: Calendar | None = None) -> Select[Any]:
             waited.c.ts.label("end"),
             (end - start).label("reply_time"),
             *bh,
-            *_scope_columns(c),
+            *(getattr(c, name) for name in _WAIT_SCOPES),
         )
         .join(c, c.id == waited.c.cid)
         .where(
@@ -304,9 +302,9 @@ def replies_select(q: Query, cal: Calendar | None = None) -> Select[Any]:
     )
 
 
-def _scope_columns(c: Any) -> list[Any]:
-    """A conversation's scope columns, copied onto its waits (no join per scope later)."""
-    return [c.contact_id, c.deal_id, c.campaign_id, c.business_number_id]
+# A conversation's scope columns copied onto its waits (no join per scope later); the
+# agent of a wait is the one who replied.
+_WAIT_SCOPES = tuple(name for name in SCOPE_COLUMNS if name != "agent_id")
 
 
 def traffic_select(q: Query) -> Select[Any]:
@@ -386,7 +384,7 @@ def _tables(cal: Calendar | None) -> dict[str, Table]:
         Column("end", UTCDateTime()),
         Column("reply_time", Float),
         *([Column("reply_time_bh", Float)] if bh else []),
-        *_scope_key_columns("contact_id", "deal_id", "campaign_id", "business_number_id"),
+        *_scope_key_columns(*_WAIT_SCOPES),
         **temporary,
     )
     traffic = Table(
@@ -427,14 +425,13 @@ def _tables(cal: Calendar | None) -> dict[str, Table]:
 
 
 def _selects(q: Query, cal: Calendar | None) -> dict[str, Select[Any]]:
-    found = {
+    return {
         "convs": conversations_select(q, cal),
         "replies": replies_select(q, cal),
         "traffic": traffic_select(q),
         "touches": revenue.touches_select(q),
         "sends": messaging.sends_select(q),
     }
-    return found
 
 
 # Statements whose joins the planner misjudges when they read everything (see whole_tables).
@@ -447,9 +444,8 @@ def materialize(session: Session, q: Query, cal: Calendar | None) -> Sources:
     conn = session.connection()
     drop(session)
     tables = _tables(cal)
-    filled = {}
     for name, select_ in _selects(q, cal).items():
-        table = filled[name] = tables[name]
+        table = tables[name]
         found = select_.subquery(name)
         # Columns in the order and with the names the table describes.
         stmt = select(*(found.c[c.name] for c in table.c))
@@ -462,7 +458,7 @@ def materialize(session: Session, q: Query, cal: Calendar | None) -> Sources:
         if conn.dialect.name == "postgresql":
             # Autovacuum never analyses temporary tables; the planner needs row counts.
             conn.execute(text(f"ANALYZE {table.name}"))
-    return Sources(**filled)
+    return Sources(**tables)
 
 
 def drop(session: Session) -> None:

@@ -68,7 +68,7 @@ def compute(q: Query, memo: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return {}
     if q.ids is not None:
         rows = _per_agent(q)
-    else:  # every agent: computed once for the account and all chunks of agents
+    else:  # every agent: computed once for the account and the agent scope
         rows = memo.get("utilization") or memo.setdefault("utilization", _per_agent(q))
     if q.is_account:
         length = sum(r[1] for r in rows)
