@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.sql.sqltypes import NullType
 from sqlalchemy.sql.type_api import TypeEngine
 
 # Durations are floats computed from timestamps: compare against targets with this slack so
@@ -194,17 +193,16 @@ def distribution_parts(
     columns: list[Any] = [key.label("k")]
     for value, cond in samples.values():
         picked = and_(value.is_not(None), cond)
-        # Both percentiles from one sort of the key's values.
-        both = func.percentile_cont(postgresql.array([0.5, 0.9])).within_group(value)
-        columns += [
-            func.count(value).filter(picked),
-            func.avg(value).filter(picked),
-            # The driver's list of floats as it comes (no per-item result processing).
-            type_coerce(both.filter(picked), NullType()),
-        ]
+        # Both percentiles from one sort of the key's values (PostgreSQL computes an
+        # aggregate written twice once).
+        fractions = postgresql.array([tenths / 10 for tenths in _TENTHS.values()])
+        both = func.percentile_cont(fractions).within_group(value).filter(picked)
+        both = type_coerce(both, postgresql.ARRAY(Float))
+        columns += [func.count(value).filter(picked), func.avg(value).filter(picked)]
+        columns += [both[1], both[2]]
     anything = or_(*(and_(v.is_not(None), c) for v, c in samples.values()))
     stmt = select(*columns).select_from(source).where(where, anything).group_by(key)
-    return [Part(stmt, _dist_reader(list(samples), paired=True))]
+    return [Part(stmt, _dist_reader(list(samples)))]
 
 
 def _ranked_part(source: Any, key: Any, where: Any, name: str, value: Any, cond: Any) -> Part:
@@ -235,18 +233,14 @@ def _ranked_part(source: Any, key: Any, where: Any, name: str, value: Any, cond:
     return Part(stmt, _dist_reader([name]))
 
 
-def _dist_reader(
-    names: list[str], *, paired: bool = False
-) -> Callable[[Sequence[Any]], dict[str, Any]]:
-    """Reads (count, mean, median, p90) per name, or (count, mean, [median, p90])."""
-    width = 3 if paired else 4
+def _dist_reader(names: list[str]) -> Callable[[Sequence[Any]], dict[str, Any]]:
+    """Reads (count, mean, median, p90) per name."""
 
     def read(row: Sequence[Any]) -> dict[str, Any]:
         out = {}
         for i, name in enumerate(names):
-            cells = row[width * i : width * (i + 1)]
-            if cells[0]:
-                n, mean, median, p90 = (*cells[:2], *cells[2]) if paired else cells
+            n, mean, median, p90 = row[4 * i : 4 * (i + 1)]
+            if n:
                 out[name] = {"mean": _r(mean), "median": _r(median), "p90": _r(p90), "count": n}
         return out
 
