@@ -46,6 +46,7 @@ import platform
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -288,14 +289,17 @@ def measure_writeback(args: argparse.Namespace, url: str, full: bool, plans: Pat
 
 class StatementLog:
     """Every statement of a computation: the KPI function and scope that issued it, its
-    execute time and its span (until the next statement starts: fetching and Python work
-    included). Statements slower than ``explain_over`` are explained right away (the
-    temporary tables of a full recompute exist only then); that time is left out."""
+    execute time and its span (until the same thread's next statement starts: fetching and
+    Python work included; spans of threads working side by side overlap). Statements slower
+    than ``explain_over`` are explained right away (the tables of a full recompute exist
+    only then); that time is left out."""
 
     def __init__(self, engine: Any, explain: int, explain_over: float, plans: Path) -> None:
         from sqlalchemy import event
 
         self.entries: list[dict[str, Any]] = []
+        self.last: dict[int, dict[str, Any]] = {}  # per thread, its running statement
+        self.lock = threading.Lock()
         self.explain_left, self.explain_over, self.plans = explain, explain_over, plans
         self.label = ""
         event.listen(engine, "before_cursor_execute", self._before)
@@ -303,27 +307,30 @@ class StatementLog:
 
     def _before(self, conn: Any, cursor: Any, sql: str, params: Any, *_: Any) -> None:
         now = time.perf_counter()
-        self.close(now)
+        self._close_thread(now)
         function, scope = _kpi_caller()
-        self.entries.append(
-            {
-                "function": function,
-                "scope": scope,
-                "started": now,
-                "paused": 0.0,
-                "exec_s": None,
-                "span_s": None,
-                "sql": sql,
-                "params": params,
-                "plan": None,
-            }
-        )
+        entry = {
+            "function": function,
+            "scope": scope,
+            "started": now,
+            "paused": 0.0,
+            "exec_s": None,
+            "span_s": None,
+            "sql": sql,
+            "params": params,
+            "plan": None,
+        }
+        with self.lock:
+            self.entries.append(entry)
+        self.last[threading.get_ident()] = entry
 
     def _after(self, conn: Any, cursor: Any, sql: str, params: Any, *_: Any) -> None:
-        entry = self.entries[-1]
+        entry = self.last[threading.get_ident()]
         entry["exec_s"] = time.perf_counter() - entry["started"]
-        if self.explain_left > 0 and entry["exec_s"] >= self.explain_over:
-            self.explain_left -= 1
+        with self.lock:
+            explain_it = self.explain_left > 0 and entry["exec_s"] >= self.explain_over
+            self.explain_left -= explain_it
+        if explain_it:
             paused = time.perf_counter()
             entry["plan"] = explain(conn, entry, self.plans, f"{self.label}-{len(self.entries)}")
             entry["paused"] += time.perf_counter() - paused
@@ -331,10 +338,16 @@ class StatementLog:
     def paused(self) -> float:
         return sum(e["paused"] for e in self.entries)
 
-    def close(self, now: float) -> None:
-        if self.entries and self.entries[-1]["span_s"] is None:
-            last = self.entries[-1]
+    def _close_thread(self, now: float) -> None:
+        last = self.last.pop(threading.get_ident(), None)
+        if last is not None and last["span_s"] is None:
             last["span_s"] = now - last["started"] - last["paused"]
+
+    def close(self, now: float) -> None:
+        for last in list(self.last.values()):
+            if last["span_s"] is None:
+                last["span_s"] = now - last["started"] - last["paused"]
+        self.last.clear()
 
     def summary(self) -> dict[str, Any]:
         by_function: dict[str, float] = defaultdict(float)

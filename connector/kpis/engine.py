@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, union
+from sqlalchemy import Select, func, select, union
 from sqlalchemy.orm import Session
 
-from connector.kpis import messaging, revenue, roi, support, utilization
+from connector.kpis import messaging, revenue, roi, side_by_side, support, utilization
 from connector.kpis.business_hours import Calendar
 from connector.kpis.options import KpiOptions, Period
 from connector.kpis.query import Query, drop_keys
 from connector.kpis.sources import Sources, drop, materialize
-from connector.kpis.sql import EMPTY, tune
+from connector.kpis.sql import EMPTY, FETCH, tune
 from connector.models import Conversation, Message
 
 DURATIONS = ("frt", "frt_human", "reply_time", "art")
@@ -105,7 +106,6 @@ assert set(KPI_NAMES) == {*DURATIONS, *BUSINESS_HOURS, *COUNTS, *MONEY, *RATES}
 
 Result = dict[str, dict[str, Any]]
 CHUNK = 10_000  # keys per result of compute_all
-FETCH = 2_000  # rows per round trip while streaming a scope's keys
 
 
 def compute(
@@ -126,7 +126,7 @@ def compute(
     try:
         q = q.with_keys()
         src = materialize(session, q, cal)
-        out = dict(_keys(q, src, cal))
+        out = {key: values for _, key, values in _keys(plan(q, src, cal), src)}
     finally:
         drop(session)
         drop_keys(session)
@@ -149,41 +149,79 @@ def compute_all(
     """Every key of every scope, ``chunk`` keys at a time (memory stays bounded).
 
     The sources are materialised once for all scopes; each scope's keys are streamed from
-    one statement.
+    one statement. On PostgreSQL, when this transaction has written nothing (other
+    connections see what it sees), that work is spread over several connections: see
+    ``side_by_side``.
     """
     base = Query.build(session, opts, "account", period, None, now)
     cal = calendar(base)
     tune(session)
+    queries = [Query.build(session, opts, scope, period, None, now) for scope in scopes]
+    if side_by_side.possible(session):
+        with side_by_side.sources(session, base, cal) as src:
+            plans = [plan(q, src, cal) for q in queries]
+            yield from _chunks(side_by_side.stream(session, plans, src), chunk)
+        return
     src = materialize(session, base, cal)
     try:
-        for scope in scopes:
-            q = Query.build(session, opts, scope, period, None, now)
-            out: Result = {}
-            for key, values in _keys(q, src, cal):
-                out[key] = values
-                if len(out) >= chunk:
-                    yield scope, out
-                    out = {}
-            if out:
-                yield scope, out
+        yield from _chunks((_keys(plan(q, src, cal), src) for q in queries), chunk)
     finally:
         drop(session)
 
 
-def _keys(q: Query, src: Sources, cal: Calendar | None) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every key of ``q``'s scope with data, and its KPIs, in key order.
+def _chunks(
+    scopes: Iterable[Iterator[tuple[Query, str, dict[str, Any]]]], chunk: int
+) -> Iterator[tuple[str, Result]]:
+    for keys in scopes:
+        out: Result = {}
+        scope = ""
+        for q, key, values in keys:
+            scope = q.scope
+            out[key] = values
+            if len(out) >= chunk:
+                yield scope, out
+                out = {}
+        if out:
+            yield scope, out
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """One scope's statement: every family's part joined on the key (one row per key).
 
     Every family's part is one grouping by the scope key; they are joined on the key into
     one statement whose rows are streamed, so Python sees one row per key.
     """
+
+    q: Query
+    stmt: Select[Any]
+    slices: list[tuple[Callable[[Sequence[Any]], dict[str, Any]], int, int]]
+    with_bh: bool
+
+    def read(
+        self, rows: Iterable[Sequence[Any]], extra: dict[str, dict[str, Any]]
+    ) -> Iterator[tuple[Query, str, dict[str, Any]]]:
+        """Each key's KPIs from its row, in key order; ``extra`` (utilization) merged in."""
+        q, with_bh = self.q, self.with_bh
+        for row in rows:
+            values: dict[str, Any] = {}
+            for read, lo, hi in self.slices:
+                if row[lo] is not None:  # the part has a row for this key (see ``Part``)
+                    values.update(read(row[lo:hi]))
+            key = str(row[0])
+            values.update(extra.pop(key, ()))
+            yield q, key, _finish(q, values, with_bh)
+        for key, values in extra.items():  # agents with presence and nothing else
+            yield q, key, _finish(q, dict(values), with_bh)
+
+
+def plan(q: Query, src: Sources, cal: Calendar | None) -> Plan:
     with_bh = cal is not None
     parts = [
         *support.parts(q, src, with_bh),
         *messaging.parts(q, src),
         *revenue.parts(q, src),
     ]
-    # Utilization comes from interval arithmetic per agent, not a grouping: merged by key.
-    extra = utilization.compute(q, src.memo)
     named = [part.stmt.cte(f"part{i}") for i, part in enumerate(parts)]
     keys = union(*(select(cte.c.k) for cte in named)).subquery("scope_keys")
     stmt = select(keys.c.k, *(c for cte in named for c in list(cte.c)[1:])).select_from(keys)
@@ -195,17 +233,15 @@ def _keys(q: Query, src: Sources, cal: Calendar | None) -> Iterator[tuple[str, d
         width = len(cte.c) - 1
         slices.append((part.read, at, at + width))
         at += width
-    rows = q.session.execute(stmt.order_by(keys.c.k), execution_options={"yield_per": FETCH})
-    for row in rows:
-        values: dict[str, Any] = {}
-        for read, lo, hi in slices:
-            if row[lo] is not None:  # the part has a row for this key (see ``Part``)
-                values.update(read(row[lo:hi]))
-        key = str(row[0])
-        values.update(extra.pop(key, ()))
-        yield key, _finish(q, values, with_bh)
-    for key, values in extra.items():  # agents with presence and nothing else
-        yield key, _finish(q, dict(values), with_bh)
+    return Plan(q, stmt.order_by(keys.c.k), slices, with_bh)
+
+
+def _keys(p: Plan, src: Sources) -> Iterator[tuple[Query, str, dict[str, Any]]]:
+    """Every key of the plan's scope with data, and its KPIs, in key order."""
+    # Utilization comes from interval arithmetic per agent, not a grouping: merged by key.
+    extra = utilization.compute(p.q, src.memo)
+    rows = p.q.session.execute(p.stmt, execution_options={"yield_per": FETCH})
+    return p.read(rows, extra)
 
 
 def _finish(q: Query, values: dict[str, Any], with_bh: bool) -> dict[str, Any]:

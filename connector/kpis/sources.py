@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from threading import Lock
 from typing import Any
 
 from sqlalchemy import (
@@ -40,6 +41,7 @@ from sqlalchemy import (
     text,
     true,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import FromClause
 
@@ -48,7 +50,7 @@ from connector.kpis.business_hours import Calendar
 from connector.kpis.query import ID_TYPE as _ID
 from connector.kpis.query import SCOPE_COLUMNS, Query
 from connector.kpis.sql import (
-    CreateTempTableAs,
+    CreateTableAs,
     count_if,
     epoch,
     greatest,
@@ -333,6 +335,21 @@ def traffic_select(q: Query) -> Select[Any]:
     )
 
 
+class Memo:
+    """Results shared between the scopes of one full recompute (e.g. utilization per
+    agent), computed once even when two scopes ask at the same time."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {}
+        self._lock = Lock()
+
+    def once(self, name: str, make: Callable[[], Any]) -> Any:
+        with self._lock:
+            if name not in self._values:
+                self._values[name] = make()
+            return self._values[name]
+
+
 @dataclass(frozen=True, slots=True)
 class Sources:
     convs: FromClause
@@ -340,8 +357,7 @@ class Sources:
     traffic: FromClause
     touches: FromClause
     sends: FromClause
-    # Results shared between scopes of one full recompute (e.g. utilization per agent).
-    memo: dict[str, Any] = field(default_factory=dict)
+    memo: Memo = field(default_factory=Memo)
 
 
 _DURATIONS = ("frt", "frt_human", "art")
@@ -351,17 +367,17 @@ def _scope_key_columns(*names: str) -> list[Column[Any]]:
     return [Column(n, String(64) if n == "business_number_id" else _ID) for n in names]
 
 
-def _tables(cal: Calendar | None) -> dict[str, Table]:
-    """The temporary tables (their columns depend on whether business hours are on).
+def _tables(cal: Calendar | None, stem: str = "kpi", kind: str = "TEMPORARY") -> dict[str, Table]:
+    """The tables ``stem_<name>`` (their columns depend on whether business hours are on).
 
     No secondary indexes: every scope reads each of them whole, grouped by its key (an
     incremental run's tables hold only the touched conversations).
     """
     meta = MetaData()
     bh = cal is not None
-    temporary = {"prefixes": ["TEMPORARY"]}
+    temporary = {"prefixes": [kind]}
     convs = Table(
-        "kpi_convs",
+        f"{stem}_convs",
         meta,
         Column("cid", _ID),
         *_scope_key_columns(*SCOPE_COLUMNS),
@@ -377,7 +393,7 @@ def _tables(cal: Calendar | None) -> dict[str, Table]:
         **temporary,
     )
     replies = Table(
-        "kpi_replies",
+        f"{stem}_replies",
         meta,
         Column("cid", _ID),
         Column("agent_id", _ID),  # who replied
@@ -388,7 +404,7 @@ def _tables(cal: Calendar | None) -> dict[str, Table]:
         **temporary,
     )
     traffic = Table(
-        "kpi_traffic",
+        f"{stem}_traffic",
         meta,
         Column("conversation_id", _ID),
         *_scope_key_columns("agent_id", "campaign_id", "contact_id", "business_number_id"),
@@ -400,7 +416,7 @@ def _tables(cal: Calendar | None) -> dict[str, Table]:
         **temporary,
     )
     touches = Table(
-        "kpi_touches",
+        f"{stem}_touches",
         meta,
         *_scope_key_columns(*SCOPE_COLUMNS),
         Column("credit", Float),
@@ -408,7 +424,7 @@ def _tables(cal: Calendar | None) -> dict[str, Table]:
         **temporary,
     )
     sends = Table(
-        "kpi_sends",
+        f"{stem}_sends",
         meta,
         *_scope_key_columns(*SCOPE_COLUMNS),
         Column("delivered", UTCDateTime()),
@@ -436,29 +452,55 @@ def _selects(q: Query, cal: Calendar | None) -> dict[str, Select[Any]]:
 
 # Statements whose joins the planner misjudges when they read everything (see whole_tables).
 _WHOLE = ("replies",)
+# The fills, slowest first (so that fills side by side end close together).
+FILLS = ("replies", "convs", "traffic", "sends", "touches")
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """``CREATE … TABLE AS`` one source, then ANALYZE it (PostgreSQL)."""
+
+    name: str
+    create: CreateTableAs
+    lookups: bool
+
+    def run(self, conn: Connection) -> None:
+        if self.lookups:
+            strategy = index_lookups(conn)
+        else:
+            strategy = whole_tables(conn) if self.name in _WHOLE else nullcontext()
+        with strategy:
+            conn.execute(self.create)
+        if conn.dialect.name == "postgresql":
+            # Autovacuum never analyses temporary tables; the planner needs row counts.
+            conn.execute(text(f"ANALYZE {self.create.name}"))
+
+
+def fills(
+    q: Query, cal: Calendar | None, stem: str = "kpi", kind: str = "TEMPORARY"
+) -> tuple[Sources, list[Fill]]:
+    """The tables for ``q``'s period and conversations (what the families read), and the
+    statements that fill them, in ``FILLS`` order."""
+    tables = _tables(cal, stem, kind)
+    selects = _selects(q, cal)
+    out = []
+    for name in FILLS:
+        table = tables[name]
+        found = selects[name].subquery(name)
+        # Columns in the order and with the names the table describes.
+        stmt = select(*(found.c[c.name] for c in table.c))
+        out.append(Fill(name, CreateTableAs(table.name, stmt, kind), q.lookups))
+    return Sources(**tables), out
 
 
 def materialize(session: Session, q: Query, cal: Calendar | None) -> Sources:
-    """Create and fill the temporary tables for ``q``'s period and conversations (``_tables``
-    describes them for the queries that read them); see ``drop``."""
+    """Create and fill the temporary tables on ``session``'s connection; see ``drop``."""
     conn = session.connection()
     drop(session)
-    tables = _tables(cal)
-    for name, select_ in _selects(q, cal).items():
-        table = tables[name]
-        found = select_.subquery(name)
-        # Columns in the order and with the names the table describes.
-        stmt = select(*(found.c[c.name] for c in table.c))
-        if q.lookups:
-            strategy = index_lookups(conn)
-        else:
-            strategy = whole_tables(conn) if name in _WHOLE else nullcontext()
-        with strategy:
-            conn.execute(CreateTempTableAs(table.name, stmt))
-        if conn.dialect.name == "postgresql":
-            # Autovacuum never analyses temporary tables; the planner needs row counts.
-            conn.execute(text(f"ANALYZE {table.name}"))
-    return Sources(**tables)
+    src, todo = fills(q, cal)
+    for fill in todo:
+        fill.run(conn)
+    return src
 
 
 def drop(session: Session) -> None:

@@ -22,6 +22,8 @@ from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.type_api import TypeEngine
 
+FETCH = 2_000  # rows per round trip while streaming a scope's keys
+
 # Durations are floats computed from timestamps: compare against targets with this slack so
 # a value equal to the target by the clock is not lost to binary rounding.
 EPSILON = 0.0005
@@ -62,33 +64,35 @@ def _ifloor_default(element: ifloor, compiler: Any, **kw: Any) -> str:
     return f"CAST(FLOOR({compiler.process(element.clauses, **kw)}) AS BIGINT)"
 
 
-class CreateTempTableAs(Executable, ClauseElement):
-    """``CREATE TEMPORARY TABLE name AS select``.
+class CreateTableAs(Executable, ClauseElement):
+    """``CREATE TEMPORARY|UNLOGGED TABLE name AS select``.
 
     Unlike INSERT … SELECT, PostgreSQL may run the select with parallel workers.
     """
 
     inherit_cache = False
 
-    def __init__(self, name: str, select_: Select[Any]) -> None:
+    def __init__(self, name: str, select_: Select[Any], kind: str = "TEMPORARY") -> None:
         self.name = name
         self.select = select_
+        self.kind = kind
 
 
-@compiles(CreateTempTableAs)
-def _create_temp_table_as(element: CreateTempTableAs, compiler: Any, **kw: Any) -> str:
+@compiles(CreateTableAs)
+def _create_table_as(element: CreateTableAs, compiler: Any, **kw: Any) -> str:
     name = compiler.preparer.quote(element.name)
-    return f"CREATE TEMPORARY TABLE {name} AS {compiler.process(element.select, **kw)}"
+    return f"CREATE {element.kind} TABLE {name} AS {compiler.process(element.select, **kw)}"
 
 
-def tune(session: Session) -> None:
+def tune(session: Session | Connection) -> None:
     """PostgreSQL settings for this transaction's analytical queries.
 
     JIT compiles expressions for seconds before queries that then run for one or two (and
     our queries differ every run), and the default work_mem sends the per-conversation
     sorts to disk.
     """
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.dialect if isinstance(session, Connection) else session.get_bind().dialect
+    if dialect.name == "postgresql":
         session.execute(text("SET LOCAL jit = off"))
         session.execute(text("SET LOCAL work_mem = '64MB'"))
         # Results are streamed through a cursor, and all of its rows are wanted: without

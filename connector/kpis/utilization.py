@@ -7,13 +7,16 @@ window functions, then the two sets are intersected with one join.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, case, func, select
 
 from connector.kpis.query import Query
 from connector.kpis.sql import epoch, greatest, least, percent, seconds
 from connector.models import AgentPresence, Conversation
+
+if TYPE_CHECKING:
+    from connector.kpis.sources import Memo
 
 
 def _clip(q: Query, start: Any, end: Any) -> tuple[Any, Any]:
@@ -61,15 +64,14 @@ def _new(start: Any, prev_end: Any) -> Any:
     return case((prev_end.is_(None), 1), (start > prev_end, 1), else_=0)
 
 
-def compute(q: Query, memo: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def compute(q: Query, memo: Memo) -> dict[str, dict[str, Any]]:
     """Per agent, or for the account as the sum over agents (computed once for both in a
     full recompute)."""
     if q.scope not in ("account", "agent"):
         return {}
-    if q.ids is not None:
-        rows = _per_agent(q)
-    else:  # every agent: computed once for the account and the agent scope
-        rows = memo.get("utilization") or memo.setdefault("utilization", _per_agent(q))
+    # Every agent: computed once for the account and the agent scope.
+    everyone = q.ids is None
+    rows = memo.once("utilization", lambda: _per_agent(q)) if everyone else _per_agent(q)
     if q.is_account:
         length = sum(r[1] for r in rows)
         return {"account": {"agent_utilization": percent(sum(r[2] for r in rows), length)}}

@@ -1,0 +1,202 @@
+"""A PostgreSQL full recompute on several connections at once, so every core works.
+
+One connection runs one statement on one core (plus the parallel workers PostgreSQL gives
+some plans), and a full recompute is a few long statements (the sources' fills) followed by
+one statement per scope whose rows Python turns into KPIs. Here:
+
+- the fills run on ``WORKERS`` connections at once, into UNLOGGED tables named after the
+  caller's backend (``kpi_run<pid>_<source>``), all under the caller's snapshot
+  (``pg_export_snapshot``), so they see exactly what the caller's transaction sees;
+- each scope's statement runs on its own connection, ``AHEAD`` scopes at a time, while
+  the caller reads the previous scope's rows (a bounded queue between them keeps memory
+  flat): PostgreSQL computes the next scope while Python works on this one;
+- the tables are dropped at the end; tables a killed process left behind are dropped by
+  the next run (their backend is gone).
+
+The caller's connection never reads the tables, so it holds no lock on them when they are
+dropped. Only possible when the caller's transaction has written nothing yet: other
+connections cannot see uncommitted rows (``possible``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import replace
+from queue import Full, Queue
+from threading import Event
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from connector.kpis import utilization
+from connector.kpis.business_hours import Calendar
+from connector.kpis.query import Query
+from connector.kpis.sources import Fill, Sources, fills
+from connector.kpis.sql import FETCH, tune
+
+if TYPE_CHECKING:
+    from connector.kpis.engine import Plan
+
+logger = structlog.get_logger(__name__)
+
+WORKERS = 2  # connections filling the sources
+AHEAD = 2  # scopes whose statements run at once
+BLOCKS = 4  # blocks of FETCH rows a scope's reader may run ahead of the caller
+STEM = "kpi_run"
+_NAME = re.compile(rf"^{STEM}(\d+)_[a-z]+$")
+_SNAPSHOT = re.compile(r"^[0-9A-Fa-f-]+$")
+_POLL = 0.2  # seconds a blocked reader waits before checking whether it was stopped
+
+
+def possible(session: Session) -> bool:
+    """PostgreSQL, and nothing written in this transaction (flushed or not)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    session.flush()
+    return bool(session.scalar(text("SELECT pg_current_xact_id_if_assigned() IS NULL")))
+
+
+def _engine(session: Session) -> Engine:
+    bind = session.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine
+
+
+@contextmanager
+def sources(session: Session, q: Query, cal: Calendar | None) -> Iterator[Sources]:
+    """The sources of ``q`` filled side by side; dropped on exit."""
+    engine = _engine(session)
+    pid, snapshot = session.execute(text("SELECT pg_backend_pid(), pg_export_snapshot()")).one()
+    if not _SNAPSHOT.match(snapshot):  # interpolated below: SET takes no parameters
+        raise ValueError(f"unexpected snapshot id {snapshot!r}")
+    _sweep(engine)
+    src, todo = fills(q, cal, stem=f"{STEM}{pid}", kind="UNLOGGED")
+    try:
+        _fill(engine, snapshot, todo)
+        yield src
+    finally:
+        _drop(engine, [fill.create.name for fill in todo])
+
+
+def _fill(engine: Engine, snapshot: str, todo: list[Fill]) -> None:
+    """Each worker takes the next fill until none is left; one transaction per worker, in
+    the exported snapshot, committed once its fills are done."""
+    pending = deque(todo)
+
+    def work() -> None:
+        with engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            conn.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+            tune(conn)
+            while pending:
+                try:
+                    fill = pending.popleft()
+                except IndexError:  # another worker took the last one
+                    break
+                fill.run(conn)
+            conn.commit()
+
+    with ThreadPoolExecutor(WORKERS, thread_name_prefix="kpi-fill") as pool:
+        for future in [pool.submit(work) for _ in range(WORKERS)]:
+            future.result()
+
+
+def stream(
+    session: Session, plans: Sequence[Plan], src: Sources
+) -> Iterator[Iterator[tuple[Query, str, dict[str, Any]]]]:
+    """Each plan's keys and KPIs, plan after plan, its statement run on its own connection."""
+    engine = _engine(session)
+    stop = Event()
+    boxes: list[Queue[tuple[str, Any]]] = [Queue(maxsize=BLOCKS) for _ in plans]
+    pool = ThreadPoolExecutor(AHEAD, thread_name_prefix="kpi-scope")
+    try:
+        # The pool starts them in this order, AHEAD at a time.
+        for plan, box in zip(plans, boxes, strict=True):
+            pool.submit(_produce, engine, plan, src, box, stop)
+        for plan, box in zip(plans, boxes, strict=True):
+            extra = _take(box)
+            yield plan.read(_blocks(box), extra)
+    finally:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _produce(engine: Engine, plan: Plan, src: Sources, box: Queue[Any], stop: Event) -> None:
+    """Run on a pool thread: utilization, then the plan's rows block by block, into ``box``."""
+
+    def put(kind: str, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                box.put((kind, value), timeout=_POLL)
+                return True
+            except Full:
+                continue
+        return False
+
+    try:
+        with Session(engine) as session:
+            tune(session)
+            q = replace(plan.q, session=session)
+            if not put("extra", utilization.compute(q, src.memo)):
+                return
+            rows = session.execute(plan.stmt, execution_options={"yield_per": FETCH})
+            for block in rows.partitions():
+                if not put("rows", block):
+                    return
+            put("end", None)
+    except BaseException as exc:  # handed to the caller, raised there
+        put("error", exc)
+
+
+def _take(box: Queue[tuple[str, Any]]) -> Any:
+    kind, value = box.get()
+    if kind == "error":
+        raise value
+    return value
+
+
+def _blocks(box: Queue[tuple[str, Any]]) -> Iterator[Any]:
+    while True:
+        kind, value = box.get()
+        if kind == "error":
+            raise value
+        if kind == "end":
+            return
+        yield from value
+
+
+def _sweep(engine: Engine) -> None:
+    """Drop the tables of runs whose backend is gone (a process killed mid-run)."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("SET LOCAL lock_timeout = '2s'"))
+            names = conn.scalars(
+                text(
+                    "SELECT tablename FROM pg_tables"
+                    " WHERE schemaname = current_schema() AND tablename LIKE :stem"
+                ),
+                {"stem": f"{STEM}%"},
+            ).all()
+            alive = set(conn.scalars(text("SELECT pid FROM pg_stat_activity")))
+            for name in names:
+                found = _NAME.match(name)
+                if found and int(found.group(1)) not in alive:
+                    conn.execute(text(f'DROP TABLE IF EXISTS "{name}"'))
+    except DBAPIError as exc:  # the next run tries again
+        logger.warning("kpi_sweep_failed", error=str(exc.orig))
+
+
+def _drop(engine: Engine, names: list[str]) -> None:
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("SET LOCAL lock_timeout = '10s'"))
+            for name in names:
+                conn.execute(text(f'DROP TABLE IF EXISTS "{name}"'))
+    except DBAPIError as exc:  # left for the next run's sweep
+        logger.warning("kpi_drop_failed", tables=names, error=str(exc.orig))
