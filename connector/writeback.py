@@ -18,6 +18,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -153,15 +154,29 @@ def _compute(
     period = mappings.period_of(period_name, now=now, tz=opts.tz)
     if ids is None:
         seen: set[str] = set()
-        for _, values in compute_all(session, opts, [scope], period, now=now):
-            seen.update(values)
-            yield values
+        with _reader(session) as reader:
+            for _, values in compute_all(reader, opts, [scope], period, now=now):
+                seen.update(values)
+                yield values
         # Keys that had a value but no data any more (a rolling period moved past them).
         ids = _stored_keys(session, scope, period_name) - seen
     wanted = sorted(ids)
     for start in range(0, len(wanted), IDS_PER_COMPUTE):
         chunk = wanted[start : start + IDS_PER_COMPUTE]
         yield compute(session, opts, scope, period, chunk, now=now)
+
+
+@contextmanager
+def _reader(session: Session) -> Iterator[Session]:
+    """On PostgreSQL, a session of its own for a full computation: this one has written
+    (stored values), and a computation in a transaction that wrote cannot spread over
+    several connections (``kpis.side_by_side``); what it reads is committed already.
+    SQLite keeps one session (its transactions take the write lock when they begin)."""
+    if session.get_bind().dialect.name != "postgresql":
+        yield session
+        return
+    with Session(session.get_bind()) as reader:
+        yield reader
 
 
 def _stored_keys(session: Session, scope: str, period: str) -> set[str]:

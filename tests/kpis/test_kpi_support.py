@@ -214,3 +214,127 @@ def test_go_live_baseline(timeline: Timeline) -> None:
         body = report(session, opts, "account", None, period, now=now, baseline=baseline)
     assert body["kpis"]["conversation_volume"] == 1
     assert body["baseline"]["kpis"]["conversation_volume"] == 4
+
+
+# -- PostgreSQL: a full recompute on several connections (connector.kpis.side_by_side)
+
+
+def _postgresql_only(db: Any) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("several connections work side by side on PostgreSQL only")
+
+
+def _run_tables(db: Any) -> list[str]:
+    from sqlalchemy import text
+
+    with db.engine.connect() as conn:
+        found = conn.scalars(
+            text("SELECT tablename FROM pg_tables WHERE tablename LIKE 'kpi_run%'")
+        )
+        return sorted(found)
+
+
+def _full(session: Any, chunk: int = 2) -> Any:
+    from connector.kpis import SCOPES, KpiOptions
+    from connector.kpis.engine import compute_all
+
+    return compute_all(
+        session, KpiOptions(), SCOPES, Period(), now=T0.replace(year=T0.year + 1), chunk=chunk
+    )
+
+
+def test_full_recompute_side_by_side(timeline: Timeline, db: Any) -> None:
+    """The sources are filled into UNLOGGED tables by other connections and each scope is
+    read on its own connection: same numbers, nothing left behind, and the tables of a run
+    whose backend is gone are swept."""
+    from sqlalchemy import event, text
+
+    from connector.kpis import SCOPES
+
+    _postgresql_only(db)
+    with db.engine.begin() as conn:
+        alive = set(conn.scalars(text("SELECT pid FROM pg_stat_activity")))
+        dead = next(pid for pid in range(4_000_000, 4_100_000) if pid not in alive)
+        conn.execute(text(f"CREATE UNLOGGED TABLE kpi_run{dead}_convs (cid bigint)"))
+    created: list[str] = []
+
+    def seen(conn: Any, cursor: Any, sql: str, *_: Any) -> None:
+        if sql.startswith("CREATE UNLOGGED TABLE"):
+            created.append(sql.split()[3])
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    together: dict[str, dict[str, Any]] = {scope: {} for scope in SCOPES}
+    with db.session() as session:
+        for scope, part in _full(session):
+            together[scope].update(part)
+    event.remove(db.engine, "before_cursor_execute", seen)
+    assert sorted(name.rsplit("_", 1)[1] for name in created) == [
+        "convs",
+        "replies",
+        "sends",
+        "touches",
+        "traffic",
+    ]
+    assert _run_tables(db) == []
+    now = T0.replace(year=T0.year + 1)
+    for scope in SCOPES:
+        assert together[scope] == timeline.kpis(scope, now=now), scope
+
+
+def test_side_by_side_fills_see_the_callers_snapshot(
+    timeline: Timeline, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message committed after the computation took its snapshot is not counted, even
+    though the connections filling the sources start later."""
+    from connector.kpis import side_by_side
+
+    _postgresql_only(db)
+    fill = side_by_side._fill
+
+    def late_message(*args: Any) -> None:
+        timeline.inbound(WA2, at(61))  # committed by the webhook, after the snapshot
+        fill(*args)
+
+    monkeypatch.setattr(side_by_side, "_fill", late_message)
+    with db.session() as session:
+        account = dict(_full(session))["account"]["account"]
+    assert account["message_volume"] == 15  # as before the late message
+    assert timeline.kpis()["account"]["message_volume"] == 16
+
+
+def test_written_transaction_computes_on_its_own_connection(timeline: Timeline, db: Any) -> None:
+    """Other connections cannot see uncommitted rows: a transaction that wrote computes
+    everything itself, and sees its own writes."""
+    from sqlalchemy import update
+
+    from connector.models import Conversation
+
+    with db.session() as session:
+        session.execute(update(Conversation).values(initiated_by="business"))
+        account = dict(_full(session))["account"]["account"]
+        session.rollback()
+    assert account["unanswered_conversations"] == 0  # B was unanswered, now business-initiated
+    assert timeline.kpis()["account"]["unanswered_conversations"] == 1
+
+
+def test_side_by_side_failure_and_early_stop_leave_nothing(
+    timeline: Timeline, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scope failing on its connection raises in the caller; a caller that stops reading
+    early stops the readers; either way the tables are dropped."""
+    from connector.kpis import side_by_side
+
+    _postgresql_only(db)
+    with db.session() as session:
+        chunks = _full(session, chunk=1)
+        assert next(chunks)[0] == "account"
+        chunks.close()
+    assert _run_tables(db) == []
+
+    def broken(q: Any, memo: Any) -> Any:
+        raise RuntimeError(f"utilization failed for {q.scope}")
+
+    monkeypatch.setattr(side_by_side.utilization, "compute", broken)
+    with db.session() as session, pytest.raises(RuntimeError, match="failed for account"):
+        list(_full(session))
+    assert _run_tables(db) == []
