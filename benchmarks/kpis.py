@@ -76,6 +76,7 @@ TARGET_FULL_S = 60.0
 TARGET_INCREMENTAL_S = 2.0
 TARGET_RSS_MB = 300.0
 SQL_CHARS = 600
+FILL = "sources.run"  # the KPI function that fills a source (sources.Fill.run)
 HELPERS = (
     "connector.kpis.sql",
     "connector.kpis.query",
@@ -338,6 +339,12 @@ class StatementLog:
     def paused(self) -> float:
         return sum(e["paused"] for e in self.entries)
 
+    def fills_end(self) -> float:
+        """When the last statement filling a source returned (its explain time left out)."""
+        fills = [e for e in self.entries if e["function"] == FILL and e["exec_s"] is not None]
+        end = max((e["started"] + e["exec_s"] for e in fills), default=0.0)
+        return end - sum(e["paused"] for e in self.entries if e["started"] < end)
+
     def _close_thread(self, now: float) -> None:
         last = self.last.pop(threading.get_ident(), None)
         if last is not None and last["span_s"] is None:
@@ -414,6 +421,7 @@ def run_compute(args: argparse.Namespace) -> dict[str, Any]:
     log_.label = f"{engine.dialect.name}-{'inc' if ids is not None else 'full'}-{args.scope}"
     compute_all = getattr(kpi_engine, "compute_all", None)
     keys: dict[str, int] = defaultdict(int)
+    ends: dict[str, float] = {}  # compute_all: when each scope's last chunk arrived
     with Session(engine) as session:
         started = time.perf_counter()
         if args.scope != "all":
@@ -425,6 +433,7 @@ def run_compute(args: argparse.Namespace) -> dict[str, Any]:
             # A dict of scopes, or (scope, chunk of keys) pairs consumed as they come.
             for scope, result in out.items() if isinstance(out, dict) else out:
                 keys[scope] += len(result)
+                ends[scope] = time.perf_counter() - log_.paused()
         else:
             method = "compute per scope"
             for scope in SCOPES:
@@ -434,12 +443,22 @@ def run_compute(args: argparse.Namespace) -> dict[str, Any]:
         log_.close(time.perf_counter())
         session.rollback()
     engine.dispose()
-    return {
-        "seconds": seconds,
-        "method": method,
-        "keys": dict(keys),
-        **log_.summary(),
-    }
+    summary = log_.summary()
+    if ends:
+        summary["by_scope"] = _wall_by_scope(started, log_.fills_end(), ends)
+    return {"seconds": seconds, "method": method, "keys": dict(keys), **summary}
+
+
+def _wall_by_scope(started: float, fills_end: float, ends: dict[str, float]) -> dict[str, float]:
+    """A full recompute's wall time split in order: until the last source was filled
+    (``shared``), then each scope until its last chunk arrived (statement spans overlap
+    when the scopes run side by side, so they cannot split it)."""
+    split = {"shared": fills_end - started}
+    last = fills_end
+    for scope, end in ends.items():  # in the order the scopes came
+        split[scope] = end - last
+        last = end
+    return split
 
 
 def explain(conn: Any, entry: dict[str, Any], plans: Path, name: str) -> str:
