@@ -152,25 +152,25 @@ def _compute(
 ) -> Iterator[Values]:
     """The KPIs of ``ids`` (every key when None), a chunk of keys at a time."""
     period = mappings.period_of(period_name, now=now, tz=opts.tz)
-    if ids is None:
-        seen: set[str] = set()
-        with _reader(session) as reader:
+    with _reader(session) as reader:
+        if ids is None:
+            seen: set[str] = set()
             for _, values in compute_all(reader, opts, [scope], period, now=now):
                 seen.update(values)
                 yield values
-        # Keys that had a value but no data any more (a rolling period moved past them).
-        ids = _stored_keys(session, scope, period_name) - seen
-    wanted = sorted(ids)
-    for start in range(0, len(wanted), IDS_PER_COMPUTE):
-        chunk = wanted[start : start + IDS_PER_COMPUTE]
-        yield compute(session, opts, scope, period, chunk, now=now)
+            # Keys that had a value but no data any more (a rolling period moved past them).
+            ids = _stored_keys(session, scope, period_name) - seen
+        wanted = sorted(ids)
+        for start in range(0, len(wanted), IDS_PER_COMPUTE):
+            chunk = wanted[start : start + IDS_PER_COMPUTE]
+            yield compute(reader, opts, scope, period, chunk, now=now)
 
 
 @contextmanager
 def _reader(session: Session) -> Iterator[Session]:
-    """On PostgreSQL, a session of its own for a full computation: this one has written
+    """On PostgreSQL, a session of its own for the computations: this one has written
     (stored values), and a computation in a transaction that wrote cannot spread over
-    several connections (``kpis.side_by_side``); what it reads is committed already.
+    several connections (``kpis.side_by_side``); what they read is committed already.
     SQLite keeps one session (its transactions take the write lock when they begin)."""
     if session.get_bind().dialect.name != "postgresql":
         yield session

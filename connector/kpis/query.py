@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     func,
     literal_column,
     select,
@@ -22,6 +23,8 @@ from sqlalchemy import (
     true,
     union,
 )
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -54,6 +57,8 @@ KEYS = Table(
     Column("id", ID_TYPE, index=True),
     Column("key", String(64), index=True),
     prefixes=["TEMPORARY"],
+    # Connections that load a copy of the keys (side by side) commit and go back to the pool.
+    postgresql_on_commit="DROP",
 )
 # Index lookups pay while the touched conversations are a small share of all of them
 # (an agent or a business number touches most conversations: those are scanned).
@@ -61,7 +66,11 @@ LOOKUP_SHARE = 0.05
 SCAN_SHARE = 0.5
 LOOKUP_KEYS = 50_000
 TOUCHED = Table(
-    "kpi_touched", _TEMP, Column("cid", ID_TYPE, primary_key=True), prefixes=["TEMPORARY"]
+    "kpi_touched",
+    _TEMP,
+    Column("cid", ID_TYPE, primary_key=True),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
 )
 
 
@@ -183,18 +192,7 @@ class Query:
         if self.ids is None or self.is_account:
             return self
         conn = self.session.connection()
-        drop_keys(self.session)
-        for table in (KEYS, TOUCHED):
-            table.create(conn)
-        rows = (
-            [{"id": None, "key": k} for k in sorted(self.ids)]
-            if self.scope == "phone_number"
-            else [{"id": i, "key": None} for i in self.int_ids()]
-        )
-        if rows:
-            conn.execute(KEYS.insert(), rows)
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("ANALYZE kpi_keys"))
+        _create_keys(conn, self._key_values())
         keyed = replace(self, keyed=True)
         total = self.session.scalar(select(func.count()).select_from(Conversation)) or 0
         own = self.session.scalar(
@@ -202,12 +200,31 @@ class Query:
         )
         if own and own >= SCAN_SHARE * total:  # the scope's own conversations already are most
             return replace(keyed, everything=True)
-        with index_lookups(conn, len(rows) <= LOOKUP_KEYS):
+        with index_lookups(conn, len(self.ids) <= LOOKUP_KEYS):
             touched = conn.execute(TOUCHED.insert().from_select(["cid"], keyed.touched()))
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("ANALYZE kpi_touched"))
+        _analyze(conn, TOUCHED)
         share = touched.rowcount / total if total else 0.0
         return replace(keyed, lookups=share <= LOOKUP_SHARE, everything=share >= SCAN_SHARE)
+
+    def keys_loader(self) -> Callable[[Connection], None]:
+        """What ``with_keys`` loaded, for another connection's own temporary tables (a
+        computation spread over several connections)."""
+        if not self.keyed:
+            return lambda conn: None
+        values = self._key_values()
+        touched: list[int] = []
+        if not self.everything:  # then TOUCHED is read (see ``own`` and ``conversations``)
+            touched = list(self.session.scalars(select(TOUCHED.c.cid)))
+
+        def load(conn: Connection) -> None:
+            _create_keys(conn, values)
+            _insert_ids(conn, TOUCHED.c.cid, touched)
+            _analyze(conn, TOUCHED)
+
+        return load
+
+    def _key_values(self) -> list[Any]:
+        return sorted(self.ids or ()) if self.scope == "phone_number" else self.int_ids()
 
     def in_period(self, column: Any) -> ColumnElement[bool]:
         conds = []
@@ -216,6 +233,31 @@ class Query:
         if self.period.end is not None:
             conds.append(column < self.period.end)
         return and_(*conds) if conds else true()
+
+
+def _create_keys(conn: Connection, values: list[Any]) -> None:
+    for table in (KEYS, TOUCHED):
+        table.drop(conn, checkfirst=True)
+        table.create(conn)
+    _insert_ids(conn, KEYS.c.key if values and isinstance(values[0], str) else KEYS.c.id, values)
+    _analyze(conn, KEYS)
+
+
+def _insert_ids(conn: Connection, column: Column[Any], values: list[Any]) -> None:
+    """One statement on PostgreSQL (an array unnested: thousands of rows in one round trip)."""
+    if not values:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(column.table.insert(), [{column.key: v} for v in values])
+        return
+    array = postgresql.ARRAY(column.type)
+    rows = select(func.unnest(bindparam("values", values, type_=array)))
+    conn.execute(column.table.insert().from_select([column.key], rows))
+
+
+def _analyze(conn: Connection, table: Table) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"ANALYZE {table.name}"))
 
 
 def drop_keys(session: Session) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
@@ -31,7 +31,7 @@ from threading import Event
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -68,32 +68,83 @@ def _engine(session: Session) -> Engine:
     return bind if isinstance(bind, Engine) else bind.engine
 
 
+Prepare = Callable[[Connection], None]  # run first on every connection (e.g. load the keys)
+
+
+def _nothing(conn: Connection) -> None:
+    pass
+
+
 @contextmanager
-def sources(session: Session, q: Query, cal: Calendar | None) -> Iterator[Sources]:
+def sources(
+    session: Session, q: Query, cal: Calendar | None, prepare: Prepare = _nothing
+) -> Iterator[Sources]:
     """The sources of ``q`` filled side by side; dropped on exit."""
+    pid, snapshot = _export(session)
+    with _filled(_engine(session), pid, snapshot, q, cal, prepare) as src:
+        yield src
+
+
+@contextmanager
+def keyed(
+    session: Session, q: Query, cal: Calendar | None
+) -> Iterator[tuple[Query, Sources, Prepare]]:
+    """``sources`` for a computation over given ids. Another connection loads the ids and
+    the conversations they touch (``Query.with_keys``: this transaction stays unwritten,
+    so the next computation in it can spread too), and every connection that reads them
+    gets its own copy first."""
     engine = _engine(session)
+    pid, snapshot = _export(session)
+    with _in_snapshot(engine, snapshot) as conn, Session(bind=conn) as elsewhere:
+        loaded = replace(q, session=elsewhere).with_keys()
+        prepare = loaded.keys_loader()
+    with _filled(engine, pid, snapshot, loaded, cal, prepare) as src:
+        yield replace(loaded, session=session), src, prepare
+
+
+def _export(session: Session) -> tuple[int, str]:
     pid, snapshot = session.execute(text("SELECT pg_backend_pid(), pg_export_snapshot()")).one()
-    if not _SNAPSHOT.match(snapshot):  # interpolated below: SET takes no parameters
+    if not _SNAPSHOT.match(snapshot):  # interpolated in SQL: SET takes no parameters
         raise ValueError(f"unexpected snapshot id {snapshot!r}")
+    return int(pid), str(snapshot)
+
+
+@contextmanager
+def _in_snapshot(engine: Engine, snapshot: str) -> Iterator[Connection]:
+    """A connection whose transaction sees what the exporting transaction sees."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        conn.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+        tune(conn)
+        yield conn
+
+
+@contextmanager
+def _filled(
+    engine: Engine,
+    pid: int,
+    snapshot: str,
+    q: Query,
+    cal: Calendar | None,
+    prepare: Prepare,
+) -> Iterator[Sources]:
     _sweep(engine)
     src, todo = fills(q, cal, stem=f"{STEM}{pid}", kind="UNLOGGED")
     try:
-        _fill(engine, snapshot, todo)
+        _fill(engine, snapshot, todo, prepare)
         yield src
     finally:
         _drop(engine, [fill.create.name for fill in todo])
 
 
-def _fill(engine: Engine, snapshot: str, todo: list[Fill]) -> None:
+def _fill(engine: Engine, snapshot: str, todo: list[Fill], prepare: Prepare) -> None:
     """Each worker takes the next fill until none is left; one transaction per worker, in
     the exported snapshot, committed once its fills are done."""
     pending = deque(todo)
 
     def work() -> None:
-        with engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            conn.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
-            tune(conn)
+        with _in_snapshot(engine, snapshot) as conn:
+            prepare(conn)
             while pending:
                 try:
                     fill = pending.popleft()
@@ -108,9 +159,12 @@ def _fill(engine: Engine, snapshot: str, todo: list[Fill]) -> None:
 
 
 def stream(
-    session: Session, plans: Sequence[Plan], src: Sources
+    session: Session, plans: Sequence[Plan], src: Sources, prepare: Prepare = _nothing
 ) -> Iterator[Iterator[tuple[Query, str, dict[str, Any]]]]:
-    """Each plan's keys and KPIs, plan after plan, its statement run on its own connection."""
+    """Each plan's keys and KPIs, plan after plan, its statement run on its own connection.
+
+    Read each before asking for the next: the readers stop when this generator ends.
+    """
     engine = _engine(session)
     stop = Event()
     boxes: list[Queue[tuple[str, Any]]] = [Queue(maxsize=BLOCKS) for _ in plans]
@@ -118,7 +172,7 @@ def stream(
     try:
         # The pool starts them in this order, AHEAD at a time.
         for plan, box in zip(plans, boxes, strict=True):
-            pool.submit(_produce, engine, plan, src, box, stop)
+            pool.submit(_produce, engine, plan, src, prepare, box, stop)
         for plan, box in zip(plans, boxes, strict=True):
             extra = _take(box)
             yield plan.read(_blocks(box), extra)
@@ -127,7 +181,9 @@ def stream(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _produce(engine: Engine, plan: Plan, src: Sources, box: Queue[Any], stop: Event) -> None:
+def _produce(
+    engine: Engine, plan: Plan, src: Sources, prepare: Prepare, box: Queue[Any], stop: Event
+) -> None:
     """Run on a pool thread: utilization, then the plan's rows block by block, into ``box``."""
 
     def put(kind: str, value: Any) -> bool:
@@ -142,6 +198,7 @@ def _produce(engine: Engine, plan: Plan, src: Sources, box: Queue[Any], stop: Ev
     try:
         with Session(engine) as session:
             tune(session)
+            prepare(session.connection())
             q = replace(plan.q, session=session)
             if not put("extra", utilization.compute(q, src.memo)):
                 return

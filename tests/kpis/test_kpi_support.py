@@ -338,3 +338,38 @@ def test_side_by_side_failure_and_early_stop_leave_nothing(
     with db.session() as session, pytest.raises(RuntimeError, match="failed for account"):
         list(_full(session))
     assert _run_tables(db) == []
+
+
+def test_side_by_side_over_ids_matches_one_connection(
+    timeline: Timeline, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A computation over given ids spreads too (the ids are loaded on another connection,
+    so the caller's transaction stays unwritten and its next computation spreads as well);
+    the numbers are those of one connection."""
+    from sqlalchemy import event
+
+    from connector.kpis import SCOPES, KpiOptions, compute, side_by_side
+
+    _postgresql_only(db)
+    now = T0.replace(year=T0.year + 1)
+    created: list[str] = []
+
+    def seen(conn: Any, cursor: Any, sql: str, *_: Any) -> None:
+        if sql.startswith("CREATE UNLOGGED TABLE"):
+            created.append(sql.split()[3])
+
+    spread: dict[str, Any] = {}
+    wanted = {scope: sorted(timeline.kpis(scope, now=now))[:2] for scope in SCOPES}
+    event.listen(db.engine, "before_cursor_execute", seen)
+    with db.session() as session:
+        for scope, ids in wanted.items():
+            spread[scope] = compute(session, KpiOptions(), scope, Period(), ids, now=now)
+    event.remove(db.engine, "before_cursor_execute", seen)
+    assert len(created) == 5 * len(SCOPES)  # every computation of the one session spread
+    assert _run_tables(db) == []
+    monkeypatch.setattr(side_by_side, "possible", lambda session: False)
+    with db.session() as session:
+        for scope in SCOPES:
+            ids = sorted(spread[scope])
+            alone = compute(session, KpiOptions(), scope, Period(), ids, now=now)
+            assert alone == spread[scope], scope
