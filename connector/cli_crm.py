@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 
 import click
+from flask import Flask
 
-from connector import outbox
+from connector import mappings, outbox
 from connector.crm import build_adapter, build_syncer, pull
 from connector.db import get_db
-from connector.provision import check_fields, provision_fields
+from connector.provision import check_fields, mapped_fields, provision_fields
+from connector.settings_ext import file_config_of, settings_of
+from crm_adapters.base import FieldSpec
 
 
 def _app():  # type: ignore[no-untyped-def]
@@ -66,18 +69,28 @@ def crm_group() -> None:
     """The configured CRM (WACRM_CRM): fields and pulls."""
 
 
+def _mapped(app: Flask) -> list[FieldSpec]:
+    """The KPI fields of the enabled field mappings (the YAML ones synced first)."""
+    crm = settings_of(app).crm
+    with get_db(app).session() as session:
+        mappings.sync_file(session, file_config_of(app).field_mappings, default_crm=crm)
+        return mapped_fields(mappings.listed(session), crm)
+
+
 @crm_group.command("provision")
 def crm_provision() -> None:
-    """Create the custom fields the connector writes (idempotent)."""
+    """Create the custom fields the connector writes, the mapped KPI fields included
+    (idempotent)."""
     app = _app()
-    created = provision_fields(build_adapter(app))
+    created = provision_fields(build_adapter(app), _mapped(app))
     click.echo(f"created {len(created)} field(s): {', '.join(created) or 'none needed'}")
 
 
 @crm_group.command("check")
 def crm_check() -> None:
     """Report fields that are missing or mistyped on the CRM; exit 1 if any."""
-    problems = check_fields(build_adapter(_app()))
+    app = _app()
+    problems = check_fields(build_adapter(app), _mapped(app))
     for problem in problems:
         click.echo(problem)
     if problems:

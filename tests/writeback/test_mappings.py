@@ -377,6 +377,58 @@ def test_cli_add_list_validate_remove(db_url: str, tmp_path: Path) -> None:
     assert "no mappings" in runner.invoke(cli, ["mappings", "list"], env=env).output
 
 
+def test_cli_provision_creates_the_mapped_kpi_fields(db_url: str, tmp_path: Path) -> None:
+    """`wacrm crm provision` creates a number field for every mapping, disabled ones too
+    (once per object and field); `wacrm crm check` reports them until then."""
+    runner, env = CliRunner(), env_for(db_url, tmp_path)
+    for args in (
+        ["--kpi", "frt", "--stat", "median", "--scope", "contact", "--field", "wa_frt"],
+        ["--kpi", "csat", "--scope", "deal", "--field", "wa_csat_30d", "--period", "30d"],
+        ["--kpi", "nps", "--scope", "contact", "--field", "wa_nps", "--disabled"],
+    ):
+        added = runner.invoke(cli, ["mappings", "add", *args], env=env)
+        assert added.exit_code == 0, added.output
+    missing = runner.invoke(cli, ["crm", "check"], env=env)
+    assert missing.exit_code == 1
+    assert "missing: contact.wa_frt (number)" in missing.output
+    assert "missing: deal.wa_csat_30d (number)" in missing.output
+    assert "missing: contact.wa_nps (number)" in missing.output  # to be enabled later
+    created = runner.invoke(cli, ["crm", "provision"], env=env)
+    assert created.exit_code == 0, created.output
+    fields = "whatsapp_wa_id, whatsapp_message_id, wa_frt, wa_csat_30d, wa_nps"
+    assert f"created 5 field(s): {fields}" in created.output
+    checked = runner.invoke(cli, ["crm", "check"], env=env)
+    assert checked.exit_code == 0 and "all fields present" in checked.output
+    validated = runner.invoke(cli, ["mappings", "validate"], env=env)
+    assert validated.exit_code == 0, validated.output
+
+
+def test_mapped_field_labels_name_the_kpi() -> None:
+    from connector.models import FieldMapping
+    from connector.provision import mapped_fields
+
+    def row(**kw: Any) -> FieldMapping:
+        base = {"kpi": "frt", "stat": "median", "scope": "contact", "crm": "hubspot"}
+        base |= {"object_type": "contact", "field": "wa_frt", "period": "all", "enabled": True}
+        return FieldMapping(**(base | kw))
+
+    specs = mapped_fields(
+        [
+            row(),
+            row(scope="contact", period="30d"),  # the same field twice: one spec
+            row(kpi="csat", stat="mean", field="wa_csat", period="7d"),
+            row(field="sf_frt__c", crm="salesforce"),  # another CRM's
+            row(kpi="nps", field="wa_nps", enabled=False),
+        ],
+        "hubspot",
+    )
+    assert [(s.name, s.label, s.type) for s in specs] == [
+        ("wa_frt", "WhatsApp frt median", "number"),
+        ("wa_csat", "WhatsApp csat 7d", "number"),
+        ("wa_nps", "WhatsApp nps", "number"),
+    ]
+
+
 def test_cli_reports_a_bad_file_and_exits_2(db_url: str, tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("field_mappings:\n  - {kpi: frt, scope: account, object: contact, field: x}\n")
