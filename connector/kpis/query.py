@@ -65,6 +65,8 @@ KEYS = Table(
 LOOKUP_SHARE = 0.05
 SCAN_SHARE = 0.5
 LOOKUP_KEYS = 50_000
+# Up to this many keys, count their own conversations before listing what they touch.
+FEW_KEYS = 1_000
 TOUCHED = Table(
     "kpi_touched",
     _TEMP,
@@ -194,12 +196,15 @@ class Query:
         conn = self.session.connection()
         _create_keys(conn, self._key_values())
         keyed = replace(self, keyed=True)
-        total = self.session.scalar(select(func.count()).select_from(Conversation)) or 0
-        own = self.session.scalar(
-            select(func.count()).select_from(Conversation).where(keyed.only(keyed.conv_column()))
-        )
-        if own and own >= SCAN_SHARE * total:  # the scope's own conversations already are most
-            return replace(keyed, everything=True)
+        total = _conversations(conn)
+        if len(self.ids) <= FEW_KEYS:  # an agent or a number may own most conversations
+            own = self.session.scalar(
+                select(func.count())
+                .select_from(Conversation)
+                .where(keyed.only(keyed.conv_column()))
+            )
+            if own and own >= SCAN_SHARE * total:  # then listing them is wasted work
+                return replace(keyed, everything=True)
         with index_lookups(conn, len(self.ids) <= LOOKUP_KEYS):
             touched = conn.execute(TOUCHED.insert().from_select(["cid"], keyed.touched()))
         _analyze(conn, TOUCHED)
@@ -233,6 +238,18 @@ class Query:
         if self.period.end is not None:
             conds.append(column < self.period.end)
         return and_(*conds) if conds else true()
+
+
+def _conversations(conn: Connection) -> int:
+    """How many conversations there are: PostgreSQL's estimate (a count reads them all, and
+    the strategy only needs the order of magnitude), or a count."""
+    if conn.dialect.name == "postgresql":
+        estimate = conn.scalar(
+            text("SELECT reltuples FROM pg_class WHERE oid = 'conversations'::regclass")
+        )
+        if estimate is not None and estimate > 0:  # -1: never analysed; 0: maybe empty
+            return int(estimate)
+    return int(conn.scalar(select(func.count()).select_from(Conversation)) or 0)
 
 
 def _create_keys(conn: Connection, values: list[Any]) -> None:
