@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 logger = structlog.get_logger(__name__)
 
 WORKERS = 2  # connections filling the sources
-AHEAD = 2  # scopes whose statements run at once
+AHEAD = 6  # scope statements at once (all six: the biggest need not wait for the rest)
 BLOCKS = 4  # blocks of FETCH rows a scope's reader may run ahead of the caller
 STEM = "kpi_run"
 _NAME = re.compile(rf"^{STEM}(\d+)_[a-z]+$")

@@ -156,7 +156,13 @@ def percent(part: float | int | None, whole: float | int | None) -> float | None
     """``part`` of ``whole`` on 0-100; None when there is nothing to divide by."""
     if not whole:
         return None
-    return round(100.0 * float(part or 0) / float(whole), 4)
+    # The commonest answers for a key with a few conversations, without round()'s cost.
+    if not part:
+        return 0.0
+    if part == whole:
+        return 100.0
+    value = 100.0 * float(part) / float(whole)
+    return value if value.is_integer() else round(value, 4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +250,12 @@ def _dist_reader(names: list[str]) -> Callable[[Sequence[Any]], dict[str, Any]]:
         out = {}
         for i, name in enumerate(names):
             n, mean, median, p90 = row[4 * i : 4 * (i + 1)]
-            if n:
+            if not n:
+                continue
+            if mean == median == p90:  # one sample, or all alike: round once
+                same = _r(mean)
+                out[name] = {"mean": same, "median": same, "p90": same, "count": n}
+            else:
                 out[name] = {"mean": _r(mean), "median": _r(median), "p90": _r(p90), "count": n}
         return out
 
@@ -252,4 +263,7 @@ def _dist_reader(names: list[str]) -> Callable[[Sequence[Any]], dict[str, Any]]:
 
 
 def _r(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
+    # Whole seconds are common (WhatsApp timestamps are whole seconds) and need no round().
+    if value is None or (type(value) is float and value.is_integer()):
+        return value
+    return round(value, 3)

@@ -83,9 +83,10 @@ def _counts(q: Query, v: Any) -> Part:
 
 
 def _read_counts(row: Sequence[Any]) -> dict[str, Any]:
-    opened, unanswered, answered, frt_met, resolved, repeats, art_met, automated, converted = (
-        int(n or 0) for n in row[:9]
-    )
+    # Sums over at least one row: integers, never NULL.
+    opened, unanswered, answered, frt_met, resolved, repeats, art_met, automated, converted = row[
+        :9
+    ]
     return {
         **satisfaction.read(row[9:]),
         "conversation_volume": opened,
