@@ -471,8 +471,10 @@ class Fill:
             strategy = whole_tables(conn) if self.name in _WHOLE else nullcontext()
         with strategy:
             conn.execute(self.create)
-        if conn.dialect.name == "postgresql":
-            # Autovacuum never analyses temporary tables; the planner needs row counts.
+        if conn.dialect.name == "postgresql" and not self.lookups:
+            # Autovacuum never analyses temporary tables; the planner needs row counts. A
+            # few conversations' tables are read whole, and an unanalysed table's size is
+            # still taken from its pages: ANALYZE would cost more than it saves there.
             conn.execute(text(f"ANALYZE {self.create.name}"))
 
 
