@@ -35,6 +35,7 @@ from typing import Any, Final
 from sqlalchemy import and_, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
+from connector import kpi_dirty
 from connector.db import insert_ignore
 from connector.models import (
     Campaign,
@@ -201,19 +202,23 @@ def rematch_referrals(session: Session, campaign: Campaign) -> None:
     ids = list(campaign.source_ids or [])
     by_ad = Conversation.attribution_source == "ctwa_referral"
     dropped = or_(sid.is_(None), sid.not_in(ids)) if ids else true()
-    session.execute(
+    moved = session.execute(
         update(Conversation)
         .where(by_ad, Conversation.campaign_id == campaign.id, dropped)
         .values(campaign_id=None)
+        .returning(*kpi_dirty.CONVERSATION_COLUMNS)
         .execution_options(synchronize_session="fetch")
-    )
+    ).all()
     if ids:
-        session.execute(
+        moved += session.execute(
             update(Conversation)
             .where(by_ad, Conversation.campaign_id.is_(None), sid.in_(ids))
             .values(campaign_id=campaign.id)
+            .returning(*kpi_dirty.CONVERSATION_COLUMNS)
             .execution_options(synchronize_session="fetch")
-        )
+        ).all()
+    if moved:  # bulk updates bypass the session hooks
+        kpi_dirty.mark_rows(session, moved, ("campaign", str(campaign.id)))
 
 
 def single_open_deal(session: Session, contact_id: int) -> int | None:

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from connector import kpi_dirty
 from connector.db import insert_ignore
 from connector.models import (
     Contact,
@@ -67,6 +68,7 @@ def _learn(contact: Contact, ident: Identity, seen_at: datetime | None) -> None:
 
 def merge_contacts(session: Session, *, keep: Contact, gone: Contact) -> None:
     """Fold ``gone`` into ``keep``: the same person seen once by phone, once by BSUID."""
+    gone_id = gone.id
     already = select(DealContact.deal_id).where(DealContact.contact_id == keep.id)
     session.execute(
         delete(DealContact)
@@ -98,6 +100,15 @@ def merge_contacts(session: Session, *, keep: Contact, gone: Contact) -> None:
     session.delete(gone)
     session.flush()
     session.expire_all()
+    # The updates above bypass the session hooks: every conversation of the kept contact
+    # (its repeat contacts may have changed), its deals (their touches did) and the folded
+    # contact (its values are gone).
+    kept = session.execute(
+        select(*kpi_dirty.CONVERSATION_COLUMNS).where(Conversation.contact_id == keep.id)
+    )
+    deals = session.scalars(select(DealContact.deal_id).where(DealContact.contact_id == keep.id))
+    extra = [("contact", str(gone_id)), *(("deal", str(d)) for d in deals)]
+    kpi_dirty.mark_rows(session, kept.all(), *extra)
 
 
 def change_number(session: Session, contact: Contact, new_wa_id: str) -> Contact:

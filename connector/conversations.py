@@ -310,6 +310,5 @@ def resolve_idle(session: Session, *, window: timedelta, now: datetime) -> int:
     # A bulk UPDATE bypasses the session hooks: mark the resolved conversations' scopes.
     rows = result.all()
     if rows:
-        touched = kpi_dirty.conversation_keys(rows)
-        kpi_dirty.mark(session, touched | {(kpi_dirty.ACCOUNT, kpi_dirty.ACCOUNT)})
+        kpi_dirty.mark_rows(session, rows)
     return len(rows)

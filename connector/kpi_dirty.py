@@ -22,9 +22,11 @@ What a row touches (besides ``account``, which every change touches):
   link of a CRM pull is committed, and the pull itself stays cheap.
 
 A changed scope column touches the old and the new value (a transfer dirties both agents).
-Bulk UPDATEs bypass the ORM: ``conversations.resolve_idle`` marks what it resolves itself;
-the rare others (contact merges, referral re-matching, tagging a pulled deal's open
-conversations, which ``widen_deals`` covers) wait for the nightly full recompute.
+Bulk UPDATEs bypass the ORM, so they mark what they change themselves (``mark_rows``):
+``conversations.resolve_idle`` the conversations it resolves, ``contacts.merge_contacts``
+every conversation and deal of the kept contact and the folded contact itself,
+``attribution.rematch_referrals`` the conversations it moves and the campaign. Tagging a
+pulled deal's open conversations is covered by ``widen_deals``.
 """
 
 from __future__ import annotations
@@ -293,6 +295,12 @@ def mark(session: Session, keys: Iterable[Key], *, at: datetime | None = None) -
     # multi-row VALUES was measured slower: it is compiled again for each row count.)
     for start in range(0, len(rows), CHUNK):
         conn.execute(stmt, rows[start : start + CHUNK])
+
+
+def mark_rows(session: Session, rows: Iterable[Any], *extra: Key) -> None:
+    """After a bulk UPDATE, which bypasses the session hooks: the scopes of the
+    conversation rows it returned (``CONVERSATION_COLUMNS``), the account and ``extra``."""
+    mark(session, conversation_keys(rows) | {(ACCOUNT, ACCOUNT), *extra})
 
 
 @functools.cache

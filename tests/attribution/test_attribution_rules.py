@@ -136,3 +136,21 @@ def test_explicit_tag_is_never_overwritten_and_null_hands_back_to_the_rules(
     assert story.conversations(A)[-1]["attribution"]["referral"]["source_id"] == AD_ID
     cleared = story.tag(conv_id, campaign_id=None)
     assert (cleared["campaign_id"], cleared["attribution"]["source"]) == ("ads", "ctwa_referral")
+
+
+def test_re_matching_marks_the_moved_conversations_dirty(story: Story, db: Database) -> None:
+    """Re-matching is a bulk update (no session hooks): it marks the scopes of the
+    conversations it moves, so the next incremental write-back recomputes them."""
+    from sqlalchemy import select
+
+    from connector import kpi_dirty
+    from connector.models import Contact, KpiDirty
+
+    story.says(A, at(), ad=referral("999"))
+    kpi_dirty.claim(db)  # what the webhook touched is taken by a run
+    story.campaign(name="Ads", source_ids=["999"])
+    with db.session() as s:
+        contact = s.scalar(select(Contact.id).where(Contact.wa_id == A))
+        touched = {(d.scope, d.scope_id) for d in s.scalars(select(KpiDirty))}
+    assert ("contact", str(contact)) in touched  # only the re-match reaches A's contact
+    assert ("account", "account") in touched

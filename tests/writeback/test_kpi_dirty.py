@@ -177,6 +177,31 @@ def test_resolve_idle_marks_what_it_resolves(db: Database, client: FlaskClient) 
     assert dirty(db) == {ACCOUNT, NUMBER, ("contact", contact_id(db, A))}
 
 
+def test_a_contact_merge_marks_both_contacts(t: Timeline, db: Database) -> None:
+    """The same person seen by BSUID, then by phone, then by both: the merge moves rows
+    with bulk updates (no session hooks) and marks the kept and the folded contact."""
+    from tests.payloads import envelope
+
+    def says(wamid: str, minutes: int, **ids: str) -> None:
+        sender = {"from": ids["wa_id"]} if "wa_id" in ids else {}
+        sender |= {"from_user_id": ids["user_id"]} if "user_id" in ids else {}
+        message = {"id": wamid, "type": "text", "text": {"body": "x"}, **sender}
+        message["timestamp"] = str(int(at(minutes=minutes).timestamp()))
+        body = envelope({"contacts": [{"profile": {"name": "S"}, **ids}], "messages": [message]})
+        t.client.post("/webhooks/whatsapp", data=body, headers=Signer().headers(body))
+
+    says("wamid.u1", 0, user_id="US.1")
+    says("wamid.p1", 1, wa_id=A)
+    with db.session() as s:
+        before = {str(c) for c in s.scalars(select(Contact.id))}
+    assert len(before) == 2
+    kpi_dirty.claim(db)
+    says("wamid.b1", 2, wa_id=A, user_id="US.1")
+    touched = dirty(db)
+    assert {("contact", c) for c in before} <= touched
+    assert ACCOUNT in touched
+
+
 def test_a_deal_widens_to_its_contacts_conversations(t: Timeline, db: Database) -> None:
     t.inbound(A, at())
     t.outbound(A, at(minutes=1), agent_id="ana")
