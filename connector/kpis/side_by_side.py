@@ -56,11 +56,20 @@ _POLL = 0.2  # seconds a blocked reader waits before checking whether it was sto
 
 
 def possible(session: Session) -> bool:
-    """PostgreSQL, and nothing written in this transaction (flushed or not)."""
+    """PostgreSQL, nothing written in this transaction (flushed or not), and a role that
+    may create tables in its schema (temporary tables need less: without it, one
+    connection does everything)."""
     if session.get_bind().dialect.name != "postgresql":
         return False
     session.flush()
-    return bool(session.scalar(text("SELECT pg_current_xact_id_if_assigned() IS NULL")))
+    return bool(
+        session.scalar(
+            text(
+                "SELECT pg_current_xact_id_if_assigned() IS NULL"
+                " AND has_schema_privilege(current_schema(), 'CREATE')"
+            )
+        )
+    )
 
 
 def _engine(session: Session) -> Engine:
