@@ -74,6 +74,10 @@ def _campaign_messages(q: Query) -> tuple[Any, Any, list[Any]]:
     """
     m = Message
     wanted = [m.direction == "outbound", m.campaign_id.is_not(None), q.in_period(m.timestamp)]
+    if q.scope == "deal":
+        # A deal's sends are those in its conversations (the key is the conversation's
+        # deal), so the touched conversations' index can lead.
+        wanted.append(q.conversations(m.conversation_id))
     column = _INDEXED.get(q.scope)
     postgresql = q.session.get_bind().dialect.name == "postgresql"
     if not (q.lookups and postgresql and column is not None):
