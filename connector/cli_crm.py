@@ -70,7 +70,8 @@ def crm_group() -> None:
 
 
 def _mapped(app: Flask) -> list[FieldSpec]:
-    """The KPI fields of the enabled field mappings (the YAML ones synced first)."""
+    """The KPI fields of the field mappings of the configured CRM (the YAML ones synced
+    first)."""
     crm = settings_of(app).crm
     with get_db(app).session() as session:
         mappings.sync_file(session, file_config_of(app).field_mappings, default_crm=crm)

@@ -124,18 +124,18 @@ def compute(
     # Materialised even for a few ids: every family reads the aggregates several times, and
     # on small temporary tables with real statistics the planner cannot misjudge a join.
     out: Result = {}
-    try:
-        if side_by_side.possible(session):
-            with side_by_side.keyed(session, q, cal) as (q, src, prepare):
-                for keys in side_by_side.stream(session, [plan(q, src, cal)], src, prepare):
-                    out.update((key, values) for _, key, values in keys)
-        else:
+    if side_by_side.possible(session):
+        with side_by_side.keyed(session, q, cal) as (q, src, prepare):
+            for keys in side_by_side.stream(session, [plan(q, src, cal)], src, prepare):
+                out.update((key, values) for _, key, values in keys)
+    else:
+        try:
             q = q.with_keys()
             src = materialize(session, q, cal)
             out = {key: values for _, key, values in _keys(plan(q, src, cal), src)}
-    finally:
-        drop(session)
-        drop_keys(session)
+        finally:
+            drop(session)
+            drop_keys(session)
     if q.ids is not None:
         out = {k: v for k, v in out.items() if k in q.ids}
         for key in q.ids.difference(out):

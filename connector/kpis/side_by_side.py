@@ -1,15 +1,15 @@
-"""A PostgreSQL full recompute on several connections at once, so every core works.
+"""KPI computations on PostgreSQL spread over several connections, so every core works.
 
 One connection runs one statement on one core (plus the parallel workers PostgreSQL gives
-some plans), and a full recompute is a few long statements (the sources' fills) followed by
+some plans), and a computation is a few long statements (the sources' fills) followed by
 one statement per scope whose rows Python turns into KPIs. Here:
 
 - the fills run on ``WORKERS`` connections at once, into UNLOGGED tables named after the
   caller's backend (``kpi_run<pid>_<source>``), all under the caller's snapshot
-  (``pg_export_snapshot``), so they see exactly what the caller's transaction sees;
-- each scope's statement runs on its own connection, ``AHEAD`` scopes at a time, while
-  the caller reads the previous scope's rows (a bounded queue between them keeps memory
-  flat): PostgreSQL computes the next scope while Python works on this one;
+  (``pg_export_snapshot``), so they see exactly what the caller's transaction sees; for
+  given ids (``keyed``) each connection first loads its own copy of the ids;
+- every scope's statement runs on its own connection at once, while the caller reads the
+  scopes' rows one scope after another (a bounded queue per scope keeps memory flat);
 - the tables are dropped at the end; tables a killed process left behind are dropped by
   the next run (their backend is gone).
 
@@ -179,7 +179,7 @@ def stream(
     boxes: list[Queue[tuple[str, Any]]] = [Queue(maxsize=BLOCKS) for _ in plans]
     pool = ThreadPoolExecutor(AHEAD, thread_name_prefix="kpi-scope")
     try:
-        # The pool starts them in this order, AHEAD at a time.
+        # The pool starts them in this order (AHEAD at a time: every scope at once).
         for plan, box in zip(plans, boxes, strict=True):
             pool.submit(_produce, engine, plan, src, prepare, box, stop)
         for plan, box in zip(plans, boxes, strict=True):
@@ -240,8 +240,7 @@ def _blocks(box: Queue[tuple[str, Any]]) -> Iterator[Any]:
 def _sweep(engine: Engine) -> None:
     """Drop the tables of runs whose backend is gone (a process killed mid-run)."""
     try:
-        with engine.begin() as conn:
-            conn.execute(text("SET LOCAL lock_timeout = '2s'"))
+        with engine.connect() as conn:
             names = conn.scalars(
                 text(
                     "SELECT tablename FROM pg_tables"
@@ -250,12 +249,12 @@ def _sweep(engine: Engine) -> None:
                 {"stem": f"{STEM}%"},
             ).all()
             alive = set(conn.scalars(text("SELECT pid FROM pg_stat_activity")))
-            for name in names:
-                found = _NAME.match(name)
-                if found and int(found.group(1)) not in alive:
-                    conn.execute(text(f'DROP TABLE IF EXISTS "{name}"'))
     except DBAPIError as exc:  # the next run tries again
         logger.warning("kpi_sweep_failed", error=str(exc.orig))
+        return
+    dead = [n for n in names if (found := _NAME.match(n)) and int(found.group(1)) not in alive]
+    if dead:
+        _drop(engine, dead)
 
 
 def _drop(engine: Engine, names: list[str]) -> None:

@@ -458,7 +458,8 @@ FILLS = ("replies", "convs", "traffic", "sends", "touches")
 
 @dataclass(frozen=True, slots=True)
 class Fill:
-    """``CREATE … TABLE AS`` one source, then ANALYZE it (PostgreSQL)."""
+    """``CREATE … TABLE AS`` one source, then ANALYZE it (PostgreSQL, unless it holds a
+    few conversations' rows)."""
 
     name: str
     create: CreateTableAs
