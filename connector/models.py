@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -240,6 +241,15 @@ class Message(Base):
         Index("ix_messages_contact_ts", "contact_id", "timestamp"),
         Index("ix_messages_campaign", "campaign_id"),
         Index("ix_messages_agent", "agent_id"),
+        # A contact's campaign sends (KPI recipients and reply rate): a few per contact,
+        # where the contact index would fetch every message of theirs.
+        Index(
+            "ix_messages_campaign_sends",
+            "contact_id",
+            "timestamp",
+            postgresql_where=text("campaign_id IS NOT NULL AND direction = 'outbound'"),
+            sqlite_where=text("campaign_id IS NOT NULL AND direction = 'outbound'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

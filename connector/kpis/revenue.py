@@ -58,12 +58,19 @@ def touches(q: Query) -> Any:
     )
     won = won_at()
     deals = [Deal.is_won.is_(True)]
+    source: Any = Deal
     if q.keyed and not q.everything:
         # Only deals of the contacts whose conversations can be credited here; each keeps
         # all its touches, so the ranking is the same as over every deal.
         contacts = select(Conversation.contact_id).where(q.conversations(Conversation.id))
         linked = select(DealContact.deal_id).where(DealContact.contact_id.in_(contacts))
-        deals.append(Deal.id.in_(linked))
+        if q.lookups:
+            # Fenced (OFFSET 0): found first, then each deal probed; left to itself the
+            # planner ranks every won deal's touches and only then keeps the wanted ones.
+            wanted = linked.distinct().offset(0).subquery("wanted_deals")
+            source = wanted.join(Deal, Deal.id == wanted.c.deal_id)
+        else:
+            deals.append(Deal.id.in_(linked))
     ranked = (
         select(
             Deal.id.label("won_deal"),
@@ -73,7 +80,7 @@ def touches(q: Query) -> Any:
             func.row_number().over(partition_by=Deal.id, order_by=order).label("rn"),
             func.count().over(partition_by=Deal.id).label("n"),
         )
-        .select_from(Deal)
+        .select_from(source)
         .join(DealContact, DealContact.deal_id == Deal.id)
         .join(t, t.contact_id == DealContact.contact_id)
         .where(
