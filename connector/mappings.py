@@ -6,8 +6,9 @@ have none), the CRM object and field, a unit transform and a period. Mappings co
 the API/CLI (source ``api``) or from ``field_mappings`` in ``WACRM_CONFIG_FILE`` (source
 ``yaml``, synced on every write-back run and mapping command: the file wins).
 
-Object types are the adapters' own words (``contact``, ``deal``, ``campaign``); the CRMs'
-names are accepted as aliases (HubSpot ``contacts``, Salesforce ``Opportunity``, ...).
+Object types are the adapters' own words (``contact``, ``deal``, ``campaign``, ``user``);
+the CRMs' names are accepted as aliases (HubSpot ``contacts``, Salesforce ``Opportunity``,
+...).
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ CRMS: Final = ("local", "hubspot", "salesforce")
 STATS: Final = ("mean", "median", "p90", "count")
 PERIODS: Final = ("all", "7d", "30d", "90d", "mtd")
 _ROLLING: Final = {"7d": timedelta(days=7), "30d": timedelta(days=30), "90d": timedelta(days=90)}
-# Scope → the CRM object its key resolves to. Agents would be CRM users/owners; no
-# adapter writes those yet and agents are not linked to CRM users, so they are skipped.
+# Scope → the CRM object its key resolves to (an agent: the CRM user it is linked to with
+# ``PUT /api/v1/agents/<id>``).
 SCOPE_OBJECTS: Final = {
     "contact": "contact",
     "deal": "deal",
@@ -412,8 +413,8 @@ def record_ids(session: Session, scope: str, keys: Collection[str], crm: str) ->
     """CRM record id of each scope key that has one (keys are internal ids as strings).
 
     contact → its ``crm_links`` row; deal → ``deals.key`` of a deal pulled from ``crm``;
-    campaign → ``campaigns.crm_id`` when linked to ``crm``; agent → a ``crm_links`` row of
-    kind ``agent`` (none are written yet, so agent keys resolve to nothing).
+    campaign → ``campaigns.crm_id`` when linked to ``crm``; agent → its ``crm_links`` row of
+    kind ``agent`` (``PUT /api/v1/agents/<id>`` with a ``crm_id``).
     """
     ids = sorted({int(k) for k in keys if k.isdigit()})
     found: dict[str, str] = {}

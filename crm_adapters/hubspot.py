@@ -3,9 +3,11 @@
 Contacts are keyed by a unique contact property holding the wa_id (or ``bsuid:…``);
 each WhatsApp message becomes one Communications record (channel ``WHATS_APP``) keyed by
 a unique property holding the wamid, linked inline to its contact (typeId 81) and deal
-(85). Every write is a batch of ≤100 (campaigns ≤50), every call takes a slot from the
-shared limiter first, and every vendor failure is translated in one place
-(``_hubspot_errors.translate``). Docs: https://developers.hubspot.com/docs/api-reference.
+(85). Agent KPIs go onto the Users object (``/crm/v3/objects/users``), keyed by the user
+record id (``hs_object_id``), not the owner id. Every write is a batch of ≤100
+(campaigns ≤50), every call takes a slot from the shared limiter first, and every vendor
+failure is translated in one place (``_hubspot_errors.translate``).
+Docs: https://developers.hubspot.com/docs/api-reference.
 """
 
 from __future__ import annotations
@@ -58,8 +60,16 @@ logger = structlog.get_logger(__name__)
 
 __all__ = ["HubSpotAdapter", "HubSpotSettings"]
 
-# Our object types → HubSpot's (campaign properties live outside the CRM properties API).
-OBJECT_TYPES = {"contact": "contacts", "deal": "deals", "message": "communications"}
+# Our object types → HubSpot CRM objects (campaigns live outside the CRM objects and
+# properties APIs).
+OBJECT_TYPES = {
+    "contact": "contacts",
+    "deal": "deals",
+    "message": "communications",
+    "user": "users",
+}
+# Messages are only ever created (log_messages); KPI write-back updates these.
+WRITABLE = frozenset({"contact", "deal", "user", "campaign"})
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -150,12 +160,15 @@ class HubSpotAdapter:
         return BatchResult(ok=ok, rejected=tuple(rejected))
 
     def write_fields(self, object_type: str, rows: list[FieldWrite]) -> BatchResult:
-        """Batch-update field values on contacts, deals (100 a call) or campaigns (50).
+        """Batch-update field values on contacts, deals, users (100 a call) or campaigns (50).
+
+        ``user`` rows are keyed by the user record id (``hs_object_id`` of the Users
+        object). Records HubSpot refuses in a 207 come back as ``rejected``.
 
         Raises:
-            Permanent: ``object_type`` is not contact, deal or campaign.
+            Permanent: ``object_type`` is not contact, deal, user or campaign.
         """
-        if object_type not in ("contact", "deal", "campaign"):
+        if object_type not in WRITABLE:
             raise Permanent(f"HubSpot cannot write fields on {object_type!r}")
         merged: dict[str, dict[str, str]] = {}
         for row in rows:  # HubSpot refuses the same id twice in one batch
@@ -177,9 +190,14 @@ class HubSpotAdapter:
         body = {"inputs": list(inputs)}
         if object_type == "campaign":  # the SDK has no campaigns module
             return self._hs.http("POST", "/marketing/v3/campaigns/batch/update", body=body)
-        api = f"crm.{object_type}s.batch_api"
+        # The generic objects API is the same endpoint as crm.contacts/crm.deals and also
+        # reaches objects the SDK has no module for (users).
         return self._hs.sdk(
-            DEFAULT_BUCKET, api, "update", batch_input_simple_public_object_batch_input=body
+            DEFAULT_BUCKET,
+            "crm.objects.batch_api",
+            "update",
+            OBJECT_TYPES[object_type],
+            batch_input_simple_public_object_batch_input=body,
         )
 
     def fetch_deals(self, since: datetime | None) -> list[DealRecord]:
@@ -247,7 +265,7 @@ class HubSpotAdapter:
             query["after"] = after
 
     def describe_fields(self, object_type: str) -> dict[str, FieldInfo]:
-        """Every property of ``object_type`` (contact · deal · message) with its type.
+        """Every property of ``object_type`` (contact · deal · message · user) with its type.
 
         Raises:
             Permanent: The object type has no CRM properties API (campaign) or is unknown.
@@ -270,8 +288,9 @@ class HubSpotAdapter:
     def provision_fields(self, specs: list[FieldSpec]) -> list[str]:
         """Create the missing properties (and the ``wacrm`` group); existing names are kept.
 
-        Campaign fields are skipped with a warning: HubSpot campaigns have no CRM
-        properties API. Returns the names created.
+        Contact, deal, message and user fields go through the CRM properties API of their
+        object (``/crm/v3/properties/users`` for users). Campaign fields are skipped with a
+        warning: HubSpot campaigns have no CRM properties API. Returns the names created.
 
         Raises:
             Permanent: A spec has an unsupported type, or HubSpot refused a property.

@@ -94,6 +94,15 @@ campaigns = Table(
     Column("fields", JSON, nullable=False, default=dict),
     Column("updated_at", DateTime, nullable=False),
 )
+# Users (agents' records): keyed by the id an agent is linked with; a write creates the
+# user (the connector is this CRM, so there is no other place to create them).
+users = Table(
+    "local_crm_users",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("fields", JSON, nullable=False, default=dict),
+    Column("updated_at", DateTime, nullable=False),
+)
 custom_fields = Table(
     "local_crm_fields",
     metadata,
@@ -111,6 +120,7 @@ BUILTIN_FIELDS = {
     "deal": {"name": "string", "amount": "number", "stage": "string"},
     "campaign": {"name": "string", "spend": "number"},
     "message": {"key": "string", "text": "string"},
+    "user": {},
 }
 
 
@@ -207,6 +217,8 @@ class LocalAdapter:
         return BatchResult(ok=found, rejected=rejected)
 
     def write_fields(self, object_type: str, rows: list[FieldWrite]) -> BatchResult:
+        if object_type == "user":
+            return self._write_users(rows)
         table = _RECORD_TABLES.get(object_type)
         if table is None:
             return BatchResult(
@@ -239,6 +251,29 @@ class LocalAdapter:
                 )
                 ok[row.crm_id] = row.crm_id
         return BatchResult(ok=ok, rejected=tuple(rejected))
+
+    def _write_users(self, rows: list[FieldWrite]) -> BatchResult:
+        now = datetime.now(UTC).replace(tzinfo=None)
+        with self.engine.begin() as conn:
+            for row in rows:
+                current = conn.execute(
+                    select(users.c.fields).where(users.c.id == row.crm_id)
+                ).scalar()
+                merged = {
+                    **(current or {}),
+                    **json.loads(json.dumps(dict(row.values), default=str)),
+                }
+                if current is None:
+                    conn.execute(
+                        users.insert().values(id=row.crm_id, fields=merged, updated_at=now)
+                    )
+                else:
+                    conn.execute(
+                        users.update()
+                        .where(users.c.id == row.crm_id)
+                        .values(fields=merged, updated_at=now)
+                    )
+        return BatchResult(ok={r.crm_id: r.crm_id for r in rows})
 
     def fetch_deals(self, since: datetime | None) -> list[DealRecord]:
         stmt = select(deals)

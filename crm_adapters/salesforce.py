@@ -65,7 +65,7 @@ __all__ = ["SalesforceAdapter", "SalesforceAuth", "SalesforceOptions"]
 R = TypeVar("R")
 METADATA_BATCH = 10  # createMetadata components per call
 TIMEOUT = (10.0, 300.0)  # connect, read: Salesforce itself gives up on REST calls at 10 min
-SOBJECTS = {"deal": "Opportunity", "campaign": "Campaign", "message": "Task"}
+SOBJECTS = {"deal": "Opportunity", "campaign": "Campaign", "message": "Task", "user": "User"}
 METADATA_OBJECTS = {"message": "Activity"}  # Activity custom fields are shared by Task/Event
 DEAL_FIELDS = (
     "Id",
@@ -82,7 +82,8 @@ CAMPAIGN_FIELDS = ("Id", "Name", "Status", "ActualCost", "LastModifiedDate")
 
 
 class SalesforceAdapter:
-    """``CrmAdapter`` for Salesforce: Contacts (or Leads), Tasks, Opportunities, Campaigns.
+    """``CrmAdapter`` for Salesforce: Contacts (or Leads), Tasks, Opportunities, Campaigns,
+    and Users (agent KPI fields).
 
     Args:
         sf: A ready ``simple_salesforce.Salesforce`` client.
@@ -173,7 +174,11 @@ class SalesforceAdapter:
         return BatchResult(ok={**existing, **result.ok}, rejected=result.rejected)
 
     def write_fields(self, object_type: str, rows: list[FieldWrite]) -> BatchResult:
-        """Update fields by record id; the result is keyed by crm id."""
+        """Update fields by record id; the result is keyed by crm id.
+
+        ``user`` updates ``User`` records (agent KPIs): editing other users takes the
+        "Manage Internal Users" permission; without it Salesforce refuses the records.
+        """
         sobject = self._sobject(object_type)
         if sobject is None:
             return BatchResult(
@@ -219,7 +224,8 @@ class SalesforceAdapter:
         return [campaign_record(row) for row in rows]
 
     def describe_fields(self, object_type: str) -> dict[str, FieldInfo]:
-        """Fields of the object (``message`` → Task); External IDs count as unique."""
+        """Fields of the object (``message`` → Task, ``user`` → User); External IDs count
+        as unique."""
         sobject = self._sobject(object_type)
         if sobject is None:
             raise Permanent(f"no Salesforce object for {object_type!r}")
@@ -238,7 +244,8 @@ class SalesforceAdapter:
         """Create the missing custom fields through the Metadata API (10 per call).
 
         Idempotent: each object is described first and existing fields are skipped.
-        Message fields go on ``Activity`` (shared by Task and Event). Field-level security
+        Message fields go on ``Activity`` (shared by Task and Event), user fields on
+        ``User``. Field-level security
         must then be granted to the integration user (permission set ``fieldPermissions``):
         until it is, queries fail with ``INVALID_FIELD`` and writes may drop the values.
 

@@ -1,8 +1,15 @@
-"""Agent presence for ``agent_utilization``: ``POST /api/v1/agents/<id>/presence``.
+"""Agents: their names and CRM user records, and presence for ``agent_utilization``.
 
-``{"status": "online" | "offline", "at"?: ISO}`` opens or closes a presence interval;
-``{"from": ISO, "to": ISO}`` records a whole interval (an import from a rota or another
-tool). Utilization is time with an open assigned conversation within presence time.
+``PUT /api/v1/agents/<id>`` ``{"name"?, "is_bot"?, "crm_id"?}`` creates or updates an agent;
+``crm_id`` links it to its user record in the configured CRM (HubSpot: a Users object
+record id; Salesforce: a User Id; the local CRM: any id, its user is created on the first
+write), where the write-back puts the agent's KPIs; null unlinks it. ``GET /api/v1/agents``
+lists them with their links.
+
+``POST /api/v1/agents/<id>/presence``: ``{"status": "online" | "offline", "at"?: ISO}``
+opens or closes a presence interval; ``{"from": ISO, "to": ISO}`` records a whole interval
+(an import from a rota or another tool). Utilization is time with an open assigned
+conversation within presence time.
 """
 
 from __future__ import annotations
@@ -13,11 +20,89 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connector import kpi_dirty
 from connector.api import bp
+from connector.api.campaigns import FieldErrors, text_value
 from connector.api.params import iso, json_body, parse_time
 from connector.db import get_db
 from connector.errors import ValidationFailed
-from connector.models import Agent, AgentPresence, utcnow
+from connector.models import Agent, AgentPresence, CrmLink, utcnow
+from connector.settings_ext import settings_of
+
+_FIELDS = ("name", "is_bot", "crm_id")
+
+
+@bp.get("/agents")
+def list_agents() -> dict[str, Any]:
+    crm = settings_of().crm
+    with get_db(current_app).session() as session:
+        links = _links(session, crm)
+        agents = session.scalars(select(Agent).order_by(Agent.external_id))
+        return {"agents": [_view(agent, crm, links.get(agent.id)) for agent in agents]}
+
+
+@bp.put("/agents/<external_id>")
+def put_agent(external_id: str) -> dict[str, Any]:
+    body = json_body()
+    errors = FieldErrors({k: "unknown field" for k in sorted(set(body) - set(_FIELDS))})
+    name = text_value(body, "name", errors, limit=256)
+    crm_id = text_value(body, "crm_id", errors, limit=128)
+    if "is_bot" in body and not isinstance(body["is_bot"], bool):
+        errors["is_bot"] = "expected true or false"
+    errors.check()
+    crm = settings_of().crm
+    with get_db(current_app).session() as session:
+        agent = _agent(session, external_id)
+        if "name" in body:
+            agent.name = name
+        if "is_bot" in body:
+            agent.is_bot = body["is_bot"]
+        if "crm_id" in body:
+            _link(session, crm, agent, crm_id)
+        session.flush()
+        return _view(agent, crm, _links(session, crm, agent.id).get(agent.id))
+
+
+def _links(session: Session, crm: str, agent_id: int | None = None) -> dict[int, str]:
+    stmt = select(CrmLink.local_id, CrmLink.crm_id).where(
+        CrmLink.crm == crm, CrmLink.kind == "agent"
+    )
+    if agent_id is not None:
+        stmt = stmt.where(CrmLink.local_id == agent_id)
+    return {int(local): str(remote) for local, remote in session.execute(stmt)}
+
+
+def _link(session: Session, crm: str, agent: Agent, crm_id: str | None) -> None:
+    """Point the agent at ``crm_id`` (None: unlink); a change makes the next write-back
+    compute the agent, so a new record gets its fields without waiting for a full run."""
+    link = session.scalars(
+        select(CrmLink).where(
+            CrmLink.crm == crm, CrmLink.kind == "agent", CrmLink.local_id == agent.id
+        )
+    ).first()
+    if crm_id is None:
+        if link is not None:
+            session.delete(link)
+        return
+    if link is None:
+        session.add(
+            CrmLink(crm=crm, kind="agent", local_id=agent.id, crm_id=crm_id, synced_at=utcnow())
+        )
+    elif link.crm_id != crm_id:
+        link.crm_id, link.synced_at = crm_id, utcnow()
+    else:
+        return
+    kpi_dirty.mark(session, [("agent", str(agent.id))])
+
+
+def _view(agent: Agent, crm: str, crm_id: str | None) -> dict[str, Any]:
+    return {
+        "agent_id": agent.external_id,
+        "name": agent.name,
+        "is_bot": agent.is_bot,
+        "crm": crm,
+        "crm_id": crm_id,
+    }
 
 
 @bp.post("/agents/<external_id>/presence")

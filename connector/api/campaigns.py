@@ -45,7 +45,7 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:128]
 
 
-def _text(body: dict[str, Any], key: str, errors: FieldErrors, *, limit: int) -> str | None:
+def text_value(body: dict[str, Any], key: str, errors: FieldErrors, *, limit: int) -> str | None:
     value = body.get(key)
     if value is None:
         return None
@@ -91,18 +91,18 @@ def _source_ids(value: Any, errors: FieldErrors) -> list[str] | None:
 def _parse(body: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
     """Validate a campaign body: (key or None, the fields present and their new values)."""
     errors = FieldErrors({k: "unknown field" for k in sorted(set(body) - FIELDS)})
-    key = _text(body, "key", errors, limit=128)
+    key = text_value(body, "key", errors, limit=128)
     if key is not None and "/" in key:
         errors["key"] = "must not contain '/'"
     values: dict[str, Any] = {}
     if "name" in body:
-        values["name"] = _text(body, "name", errors, limit=256)
+        values["name"] = text_value(body, "name", errors, limit=256)
         if values["name"] is None:
             errors.setdefault("name", "expected a non-empty string")
     if "crm_id" in body:
-        values["crm_id"] = _text(body, "crm_id", errors, limit=128)
+        values["crm_id"] = text_value(body, "crm_id", errors, limit=128)
     if "template_name" in body:
-        values["template_name"] = _text(body, "template_name", errors, limit=256)
+        values["template_name"] = text_value(body, "template_name", errors, limit=256)
     if "spend" in body:
         values["spend"] = _spend(body["spend"], errors)
     if "currency" in body:

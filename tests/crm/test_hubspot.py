@@ -29,6 +29,7 @@ from tests.crm.hubspot_stub import (
 
 CONTACTS = "/crm/v3/objects/contacts"
 COMMS_CREATE = "/crm/v3/objects/communications/batch/create"
+USERS_UPDATE = "/crm/v3/objects/users/batch/update"
 ANA, BOB = "4915112345678", "447700900123"
 BSUID = "bsuid:US.13491208655302741918"
 EMPTY_READ = (200, batch([]))
@@ -401,12 +402,13 @@ def test_deal_kpis_are_written_as_hubspot_strings(
     assert stub.calls[0].json == example("deals-batch-update-kpis")["request"]["body"]
 
 
-def test_contact_fields_go_out_100_per_call_and_values_are_stringified(
-    adapter: HubSpotAdapter, stub: HubSpotStub
+@pytest.mark.parametrize(("object_type", "hs_type"), [("contact", "contacts"), ("user", "users")])
+def test_crm_object_fields_go_out_100_per_call_and_values_are_stringified(
+    adapter: HubSpotAdapter, stub: HubSpotStub, object_type: str, hs_type: str
 ) -> None:
     stub.on(
         "POST",
-        f"{CONTACTS}/batch/update",
+        f"/crm/v3/objects/{hs_type}/batch/update",
         lambda call: (200, batch(record(i["id"]) for i in call.inputs)),
     )
     rows = [FieldWrite(crm_id=str(n), values={"wa_score": n / 4}) for n in range(250)]
@@ -414,7 +416,7 @@ def test_contact_fields_go_out_100_per_call_and_values_are_stringified(
         FieldWrite(crm_id="7", values={"wa_vip": True, "wa_since": date(2026, 1, 2), "wa_x": None})
     )
 
-    result = adapter.write_fields("contact", rows)
+    result = adapter.write_fields(object_type, rows)
 
     assert [len(c.inputs) for c in stub.calls] == [100, 100, 50]  # crm_id 7 merged, not sent twice
     assert len(result.ok) == 250
@@ -467,6 +469,38 @@ def test_field_write_partial_failure_names_the_record(
     assert result.rejected == (
         Rejected(key="9002", message=bad["message"], code="VALIDATION_ERROR"),
     )
+
+
+def test_agent_kpis_update_hubspot_users_in_one_batch_and_a_207_refusal_is_rejected(
+    adapter: HubSpotAdapter, stub: HubSpotStub, limiter: RecordingLimiter
+) -> None:
+    ana, bob = "207838823235", "207838823236"  # user record ids (hs_object_id), as documented
+    bad = batch_error("Property values were not valid", ids=[bob])
+    stub.reply("POST", USERS_UPDATE, (207, batch([record(ana)], [bad])))
+    rows = [
+        FieldWrite(crm_id=ana, values={"wa_messages_30d": 42}),
+        FieldWrite(crm_id=bob, values={"wa_messages_30d": "many"}),
+        FieldWrite(crm_id=ana, values={"wa_median_first_response_minutes": Decimal("7.50")}),
+    ]
+
+    result = adapter.write_fields("user", rows)
+
+    (call,) = stub.calls
+    assert (call.method, call.path) == ("POST", USERS_UPDATE)
+    assert call.json == {
+        "inputs": [  # one input per id: HubSpot refuses the same id twice in a batch
+            {
+                "id": ana,
+                "properties": {"wa_messages_30d": "42", "wa_median_first_response_minutes": "7.5"},
+            },
+            {"id": bob, "properties": {"wa_messages_30d": "many"}},
+        ]
+    }
+    assert result == BatchResult(
+        ok={ana: ana},
+        rejected=(Rejected(key=bob, message=bad["message"], code="VALIDATION_ERROR"),),
+    )
+    assert limiter.buckets == ["hubspot:default"]
 
 
 def test_unknown_object_type_is_refused_without_a_call(

@@ -398,6 +398,46 @@ def test_provision_creates_group_and_missing_properties_once(
     assert {c.method for c in stub.calls} == {"GET"}
 
 
+JOB_TITLE = {  # a default Users property (the Users guide names job title as updatable)
+    "name": "hs_job_title",
+    "label": "Job title",
+    "type": "string",
+    "fieldType": "text",
+    "groupName": "userinformation",
+    "hasUniqueValue": False,
+}
+
+
+def test_describe_user_fields_reads_the_users_properties(
+    adapter: HubSpotAdapter, stub: HubSpotStub
+) -> None:
+    PropertiesFake(stub, {"users": [JOB_TITLE]})
+
+    assert adapter.describe_fields("user") == {
+        "hs_job_title": FieldInfo(name="hs_job_title", type="string", unique=False)
+    }
+    assert [(c.method, c.path) for c in stub.calls] == [("GET", "/crm/v3/properties/users")]
+
+
+def test_provision_user_fields_creates_them_on_the_users_object(
+    adapter: HubSpotAdapter, stub: HubSpotStub, limiter: RecordingLimiter
+) -> None:
+    fake = PropertiesFake(stub, {"users": [JOB_TITLE]})
+    kpi = KPI_SPECS["wa_messages_30d"]
+    specs = [
+        FieldSpec(object_type="user", name=kpi["name"], label=kpi["label"], type="number"),
+        FieldSpec(object_type="user", name="hs_job_title", label="Job title", type="string"),
+    ]
+
+    assert adapter.provision_fields(specs) == ["wa_messages_30d"]
+
+    assert fake.groups["users"][-1] == "wacrm"
+    (create,) = stub.to("/crm/v3/properties/users/batch/create")
+    assert [i["name"] for i in create.inputs] == ["wa_messages_30d"]  # hs_job_title exists
+    assert (create.inputs[0]["type"], create.inputs[0]["groupName"]) == ("number", "wacrm")
+    assert limiter.buckets == expected_buckets(stub)
+
+
 def test_provision_refuses_unknown_field_types_before_any_call(
     adapter: HubSpotAdapter, stub: HubSpotStub
 ) -> None:

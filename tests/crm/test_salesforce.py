@@ -398,6 +398,44 @@ def test_write_fields_matches_the_fixture(
     assert_counted(limiter, 1)
 
 
+def test_agent_kpis_update_user_records_and_a_refused_one_is_rejected(
+    rsps: responses.RequestsMock, adapter: SalesforceAdapter, limiter: RecordingLimiter
+) -> None:
+    ana, bob = "005Hs00000AbCdEIAV", "005Hs00000FgHiJIAV"
+    rsps.add_callback(
+        responses.PATCH,
+        COLLECTIONS,
+        callback=collection_echo(fail={bob: "INSUFFICIENT_ACCESS_OR_READONLY"}),
+    )
+    rows = [
+        FieldWrite(crm_id=ana, values={"WA_Messages_30d__c": 42}),
+        FieldWrite(crm_id=bob, values={"WA_Messages_30d__c": 7}),
+        FieldWrite(crm_id=ana, values={"WA_Last_Reply_At__c": AT}),
+    ]
+
+    result = adapter.write_fields("user", rows)
+
+    assert sent(rsps) == {
+        "allOrNone": False,
+        "records": [  # one record per id: the rows for ana are merged
+            {
+                "attributes": {"type": "User"},
+                "Id": ana,
+                "WA_Messages_30d__c": 42,
+                "WA_Last_Reply_At__c": "2026-11-25T16:40:00.000Z",
+            },
+            {"attributes": {"type": "User"}, "Id": bob, "WA_Messages_30d__c": 7},
+        ],
+    }
+    assert result == BatchResult(
+        ok={ana: ana},
+        rejected=(
+            Rejected(key=bob, message=f"refused {bob}", code="INSUFFICIENT_ACCESS_OR_READONLY"),
+        ),
+    )
+    assert_counted(limiter, 1)
+
+
 def test_write_fields_for_an_unknown_object_is_rejected_without_a_call(
     rsps: responses.RequestsMock, adapter: SalesforceAdapter
 ) -> None:

@@ -159,18 +159,48 @@ def _describe(rsps: responses.RequestsMock, sobject: str, *fields: dict[str, Any
     )
 
 
-def test_describe_fields(rsps: responses.RequestsMock, adapter: SalesforceAdapter) -> None:
-    _describe(
-        rsps,
-        "Task",
-        {"name": "WhatsApp_Message_Id__c", "type": "string", "unique": False, "externalId": True},
-    )
-    assert adapter.describe_fields("message") == {
-        "Id": FieldInfo(name="Id", type="id"),
-        "WhatsApp_Message_Id__c": FieldInfo(
-            name="WhatsApp_Message_Id__c", type="string", unique=True
+@pytest.mark.parametrize(
+    ("object_type", "sobject", "field", "info"),
+    [
+        (
+            "message",
+            "Task",
+            {"name": "WhatsApp_Message_Id__c", "type": "string", "externalId": True},
+            FieldInfo(name="WhatsApp_Message_Id__c", type="string", unique=True),
         ),
+        (
+            "user",
+            "User",
+            {"name": "WA_Messages_30d__c", "type": "double", "externalId": False},
+            FieldInfo(name="WA_Messages_30d__c", type="double"),
+        ),
+    ],
+)
+def test_describe_fields(
+    rsps: responses.RequestsMock,
+    adapter: SalesforceAdapter,
+    object_type: str,
+    sobject: str,
+    field: dict[str, Any],
+    info: FieldInfo,
+) -> None:
+    _describe(rsps, sobject, {**field, "unique": False})
+    assert adapter.describe_fields(object_type) == {
+        "Id": FieldInfo(name="Id", type="id"),
+        info.name: info,
     }
+    assert rsps.calls[0].request.url == f"{BASE}sobjects/{sobject}/describe"
+
+
+def test_provision_user_fields_go_on_user(
+    rsps: responses.RequestsMock, adapter: SalesforceAdapter
+) -> None:
+    _describe(rsps, "User")
+    rsps.add_callback(responses.POST, METADATA_URL, metadata_echo())
+    spec = FieldSpec(object_type="user", name="WA_Messages_30d", label="Messages", type="number")
+    assert adapter.provision_fields([spec]) == ["WA_Messages_30d"]
+    (component,) = sent_components(rsps.calls[1].request)
+    assert (component["fullName"], component["type"]) == ("User.WA_Messages_30d__c", "Number")
 
 
 _FIXTURE_TYPES = {"Text": "string", "Number": "number", "DateTime": "datetime"}

@@ -147,7 +147,7 @@ def test_traffic_reaches_the_crm_field_then_only_changes_follow(
 def test_records_without_a_crm_id_are_reported_not_written(
     app: Flask, client: FlaskClient, auth: dict[str, str], t: Timeline, db: Database
 ) -> None:
-    two_conversations(t)  # contacts not synced yet; agents are never linked to CRM users
+    two_conversations(t)  # contacts not synced yet; ana is not linked to a CRM user
     contact_mappings(client, auth)
     add_mapping(client, auth, kpi="frt_human", scope="agent", object="User", field="wa_frt")
     stats = run(app, at(hours=1))
@@ -157,6 +157,55 @@ def test_records_without_a_crm_id_are_reported_not_written(
         agent_frt = s.scalars(select(KpiValue).where(KpiValue.scope == "agent")).one()
     # ana answered after 90 s and 30 s: mean (90 + 30) / 2 = 60 s
     assert (agent_frt.kpi, agent_frt.value, agent_frt.data["count"]) == ("frt_human", 60.0, 2)
+
+
+def test_a_linked_agent_gets_its_kpis_on_its_crm_user(
+    app: Flask, client: FlaskClient, auth: dict[str, str], t: Timeline, db: Database
+) -> None:
+    two_conversations(t)
+    add_mapping(client, auth, kpi="frt_human", scope="agent", object="User", field="wa_frt")
+    assert run(app, at(hours=1)).no_record == {"agent": 1}  # computed, nowhere to write
+    linked = client.put("/api/v1/agents/ana", json={"name": "Ana", "crm_id": "u-7"}, headers=auth)
+    assert linked.status_code == 200
+    assert linked.json == {
+        "agent_id": "ana",
+        "name": "Ana",
+        "is_bot": False,
+        "crm": "local",
+        "crm_id": "u-7",
+    }
+    # Linking marks the agent dirty: the next incremental run writes it, no new traffic.
+    stats = run(app, at(hours=2))
+    assert (stats.computed, stats.records, stats.no_record) == ({"agent": 1}, 1, {})
+    build_syncer(app).flush(force=True)
+    with db.engine.connect() as conn:
+        users = dict(conn.execute(select(local.users.c.id, local.users.c.fields)).all())
+    assert users == {"u-7": {"wa_frt": 60.0}}  # ana: (90 + 30) / 2 = 60 s
+    listed = client.get("/api/v1/agents", headers=auth).json["agents"]
+    assert [(a["agent_id"], a["crm_id"]) for a in listed] == [("ana", "u-7")]
+    # Unlinked: the next run has nowhere to write ana's KPIs again.
+    client.put("/api/v1/agents/ana", json={"crm_id": None}, headers=auth)
+    assert run(app, at(hours=3), full=True).no_record == {"agent": 1}
+
+
+def test_agent_updates_are_validated(client: FlaskClient, auth: dict[str, str]) -> None:
+    bad = client.put(
+        "/api/v1/agents/ana", json={"is_bot": "yes", "crm_id": "", "team": 1}, headers=auth
+    )
+    assert bad.status_code == 400
+    assert bad.json["error"]["details"]["fields"] == {
+        "team": "unknown field",
+        "crm_id": "expected a non-empty string",
+        "is_bot": "expected true or false",
+    }
+    bot = client.put("/api/v1/agents/helper", json={"is_bot": True}, headers=auth)
+    assert bot.json == {
+        "agent_id": "helper",
+        "name": None,
+        "is_bot": True,
+        "crm": "local",
+        "crm_id": None,
+    }
 
 
 def test_a_crm_failure_keeps_the_write_pending_and_the_record_unchanged(

@@ -1,4 +1,4 @@
-"""Index a contact's campaign sends (KPI recipients and reply rate)
+"""Index a contact's campaign sends (KPI recipients and reply rate); local CRM users
 
 Revision ID: 0003
 Revises: 0002
@@ -27,7 +27,15 @@ def upgrade() -> None:
         postgresql_where=sa.text(_SENDS),
         sqlite_where=sa.text(_SENDS),
     )
+    op.create_table(
+        "local_crm_users",
+        sa.Column("id", sa.String(length=128), nullable=False),
+        sa.Column("fields", sa.JSON(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("local_crm_users")
     op.drop_index("ix_messages_campaign_sends", table_name="messages")
