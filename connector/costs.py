@@ -27,8 +27,9 @@ logger = structlog.get_logger(__name__)
 RATE_CARD_CURRENCY = "USD"
 RATE_CARD_SOURCE = (
     "Meta WhatsApp Business Platform pricing, rates effective 2025-07-01, USD "
-    "(best-known figures for a few large markets, not checked against Meta's current card; "
-    "later quarterly updates are not included; override them in the YAML rate_card)"
+    "(a few large markets and 'Other'; Meta revises rates quarterly (2025-10-01, 2026-01-01, "
+    "2026-04-01, ...) and those revisions are not included: put your current card in the "
+    "YAML rate_card)"
 )
 BILLED_CATEGORIES = ("marketing", "utility", "authentication")
 

@@ -171,15 +171,26 @@ def status_conversation(value: Any) -> ConversationInfo | None:
     )
 
 
+# Per-message pricing ``type`` → whether Meta charges the message.
+_PMP_BILLABLE = {"regular": True, "free_customer_service": False, "free_entry_point": False}
+
+
 def status_pricing(value: Any) -> PricingInfo | None:
-    """Read ``statuses[].pricing`` (``CBP`` or ``PMP`` model)."""
+    """Read ``statuses[].pricing`` (``CBP`` or ``PMP`` model).
+
+    ``billable`` is deprecated under per-message pricing (Graph v16 on) and may be left
+    out; ``type`` then says it (``regular`` is charged, the ``free_*`` windows are not).
+    """
     if not isinstance(value, dict) or not value:
         return None
+    billable, kind = opt_bool(value.get("billable")), opt_str(value, "type")
+    if billable is None and kind is not None:
+        billable = _PMP_BILLABLE.get(kind)
     return PricingInfo(
-        billable=opt_bool(value.get("billable")),
+        billable=billable,
         pricing_model=opt_str(value, "pricing_model"),
         category=opt_str(value, "category"),
-        type=opt_str(value, "type"),
+        type=kind,
     )
 
 

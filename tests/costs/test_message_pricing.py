@@ -90,6 +90,21 @@ def test_free_utility_inside_service_window_costs_zero(client: FlaskClient, db: 
     assert cost(db, "wamid.free") == Decimal(0)
 
 
+def test_pmp_pricing_without_billable_is_charged_by_its_type(
+    client: FlaskClient, db: Database
+) -> None:
+    # ``billable`` is deprecated under per-message pricing; ``type`` alone must do.
+    regular = {"pricing_model": "PMP", "type": "regular", "category": "marketing"}
+    post(client, priced_status("wamid.reg", "delivered", at(), pricing=regular))
+    assert cost(db, "wamid.reg") == Decimal("0.0529")  # UK marketing
+    entry = {"pricing_model": "PMP", "type": "free_entry_point", "category": "marketing"}
+    post(client, priced_status("wamid.fep", "delivered", at(), pricing=entry))
+    assert cost(db, "wamid.fep") == Decimal(0)  # 72 h free entry point window
+    unknown = {"pricing_model": "PMP", "type": "someday", "category": "marketing"}
+    post(client, priced_status("wamid.new", "delivered", at(), pricing=unknown))
+    assert cost(db, "wamid.new") is None  # not guessed: priced when a status says
+
+
 def test_status_without_pricing_leaves_cost_unknown_until_one_has_it(
     client: FlaskClient, db: Database
 ) -> None:
