@@ -244,6 +244,10 @@ def run_demo(
     demo = Demo(
         base.rstrip("/"), settings, rng, seed, settings.phone_number_id or "100000000000001"
     )
+    for agent in AGENTS:
+        # With the built-in CRM every agent gets a user record there for its KPIs.
+        link = {"crm_id": agent} if settings.crm == "local" else {}
+        demo.api("PUT", f"/agents/{agent}", {"name": agent.removeprefix("agent-").title(), **link})
     people = [
         (f"1555{rng.randint(1000000, 9999999)}", NAMES[i % len(NAMES)]) for i in range(customers)
     ]

@@ -94,6 +94,12 @@ def test_demo_fills_a_running_connector(live_server: LiveServer) -> None:
     assert listing["total"] >= 12
     tagged = [c for c in listing["items"] if c["campaign_id"] == "spring-sale"]
     assert tagged and all(c["initiated_by"] == "business" for c in tagged)
+    agents = requests.get(f"{live_server.url}/api/v1/agents", headers=auth, timeout=10).json()
+    assert [(a["name"], a["crm_id"]) for a in agents["agents"]] == [
+        ("Ana", "agent-ana"),
+        ("Ben", "agent-ben"),
+        ("Chloe", "agent-chloe"),
+    ]
     with live_server.db.session() as s:
         failed = s.scalars(select(Message).where(Message.status == "failed")).all()
         assert failed and all(m.error_code == 131049 for m in failed)
