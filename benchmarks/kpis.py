@@ -471,9 +471,17 @@ def explain(conn: Any, entry: dict[str, Any], plans: Path, name: str) -> str:
     try:
         if postgres:
             cursor.execute("SAVEPOINT bench_explain")
-        # INSERT … SELECT: explain the SELECT (its rows would collide with the ones stored).
-        insert = re.match(r"\s*INSERT INTO \S+ \([^)]*\)\s*(SELECT\b.*)", entry["sql"], re.S)
-        cursor.execute(prefix + (insert.group(1) if insert else entry["sql"]), entry["params"])
+        # INSERT … SELECT, CREATE … TABLE AS: explain the SELECT (its rows would collide
+        # with the ones stored; the table exists already).
+        found = re.match(
+            r"\s*(?:INSERT INTO \S+ \([^)]*\)|CREATE (?:\w+ )?TABLE \S+ AS)\s*(SELECT\b.*)",
+            entry["sql"],
+            re.S,
+        )
+        sql = found.group(1) if found else entry["sql"]
+        if not re.match(r"\s*(SELECT|WITH|INSERT|UPDATE|DELETE)\b", sql, re.I):
+            raise ValueError("not a query (DDL has no plan)")
+        cursor.execute(prefix + sql, entry["params"])
         lines = [" | ".join(str(v) for v in row) for row in cursor.fetchall()]
     except Exception as exc:  # a plan is a diagnostic: keep going without it
         lines = [f"EXPLAIN failed: {exc}"]
