@@ -124,6 +124,11 @@ BUILTIN_FIELDS = {
 }
 
 
+def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Field values as JSON keeps them (decimals and datetimes as text)."""
+    return dict(json.loads(json.dumps(dict(values), default=str)))
+
+
 def _naive(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC).replace(tzinfo=None) if value else None
 
@@ -245,7 +250,7 @@ class LocalAdapter:
                         Rejected(key=row.crm_id, message="record not found", code="NOT_FOUND")
                     )
                     continue
-                merged = {**current, **json.loads(json.dumps(dict(row.values), default=str))}
+                merged = {**current, **_plain(row.values)}
                 conn.execute(
                     table.update().where(table.c.id == int(row.crm_id)).values(fields=merged)
                 )
@@ -259,10 +264,7 @@ class LocalAdapter:
                 current = conn.execute(
                     select(users.c.fields).where(users.c.id == row.crm_id)
                 ).scalar()
-                merged = {
-                    **(current or {}),
-                    **json.loads(json.dumps(dict(row.values), default=str)),
-                }
+                merged = {**(current or {}), **_plain(row.values)}
                 if current is None:
                     conn.execute(
                         users.insert().values(id=row.crm_id, fields=merged, updated_at=now)

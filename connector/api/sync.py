@@ -41,12 +41,13 @@ _LOCAL_TABLES = {
     "message": local.messages,
     "deal": local.deals,
     "campaign": local.campaigns,
+    "user": local.users,
 }
 
 
 @bp.get("/crm/records")
 def local_records() -> dict[str, Any]:
-    """The built-in CRM's records: ``?object=contact|message|deal|campaign``."""
+    """The built-in CRM's records: ``?object=contact|message|deal|campaign|user``."""
     if settings_of().crm != "local":
         raise NotFound("records are kept in the CRM itself when WACRM_CRM is not local")
     table = _LOCAL_TABLES.get(request.args.get("object", "contact"))

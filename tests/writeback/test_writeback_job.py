@@ -181,6 +181,8 @@ def test_a_linked_agent_gets_its_kpis_on_its_crm_user(
     with db.engine.connect() as conn:
         users = dict(conn.execute(select(local.users.c.id, local.users.c.fields)).all())
     assert users == {"u-7": {"wa_frt": 60.0}}  # ana: (90 + 30) / 2 = 60 s
+    records = client.get("/api/v1/crm/records?object=user", headers=auth).json["items"]
+    assert [(r["id"], r["fields"]) for r in records] == [("u-7", {"wa_frt": 60.0})]
     listed = client.get("/api/v1/agents", headers=auth).json["agents"]
     assert [(a["agent_id"], a["crm_id"]) for a in listed] == [("ana", "u-7")]
     # Unlinked: the next run has nowhere to write ana's KPIs again.
