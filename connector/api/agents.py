@@ -22,8 +22,7 @@ from sqlalchemy.orm import Session
 
 from connector import kpi_dirty
 from connector.api import bp
-from connector.api.campaigns import FieldErrors, text_value
-from connector.api.params import iso, json_body, parse_time
+from connector.api.params import FieldErrors, iso, json_body, parse_time, text_value
 from connector.db import get_db
 from connector.errors import ValidationFailed
 from connector.models import Agent, AgentPresence, CrmLink, utcnow
@@ -36,7 +35,11 @@ _FIELDS = ("name", "is_bot", "crm_id")
 def list_agents() -> dict[str, Any]:
     crm = settings_of().crm
     with get_db(current_app).session() as session:
-        links = _links(session, crm)
+        links = dict(
+            session.execute(
+                select(CrmLink.local_id, CrmLink.crm_id).where(*_agent_links(crm))
+            ).all()
+        )
         agents = session.scalars(select(Agent).order_by(Agent.external_id))
         return {"agents": [_view(agent, crm, links.get(agent.id)) for agent in agents]}
 
@@ -44,7 +47,7 @@ def list_agents() -> dict[str, Any]:
 @bp.put("/agents/<external_id>")
 def put_agent(external_id: str) -> dict[str, Any]:
     body = json_body()
-    errors = FieldErrors({k: "unknown field" for k in sorted(set(body) - set(_FIELDS))})
+    errors = FieldErrors.of(body, _FIELDS)
     name = text_value(body, "name", errors, limit=256)
     crm_id = text_value(body, "crm_id", errors, limit=128)
     if "is_bot" in body and not isinstance(body["is_bot"], bool):
@@ -57,29 +60,26 @@ def put_agent(external_id: str) -> dict[str, Any]:
             agent.name = name
         if "is_bot" in body:
             agent.is_bot = body["is_bot"]
+        link = session.scalars(select(CrmLink).where(*_agent_links(crm, agent.id))).first()
         if "crm_id" in body:
-            _link(session, crm, agent, crm_id)
+            _link(session, crm, agent, link, crm_id)
+        else:
+            crm_id = link.crm_id if link is not None else None
         session.flush()
-        return _view(agent, crm, _links(session, crm, agent.id).get(agent.id))
+        return _view(agent, crm, crm_id)
 
 
-def _links(session: Session, crm: str, agent_id: int | None = None) -> dict[int, str]:
-    stmt = select(CrmLink.local_id, CrmLink.crm_id).where(
-        CrmLink.crm == crm, CrmLink.kind == "agent"
-    )
-    if agent_id is not None:
-        stmt = stmt.where(CrmLink.local_id == agent_id)
-    return {int(local): str(remote) for local, remote in session.execute(stmt)}
+def _agent_links(crm: str, agent_id: int | None = None) -> list[Any]:
+    """Conditions on ``crm_links``: agents' links to ``crm`` (one agent's)."""
+    found = [CrmLink.crm == crm, CrmLink.kind == "agent"]
+    return found if agent_id is None else [*found, CrmLink.local_id == agent_id]
 
 
-def _link(session: Session, crm: str, agent: Agent, crm_id: str | None) -> None:
+def _link(
+    session: Session, crm: str, agent: Agent, link: CrmLink | None, crm_id: str | None
+) -> None:
     """Point the agent at ``crm_id`` (None: unlink); a change makes the next write-back
     compute the agent, so a new record gets its fields without waiting for a full run."""
-    link = session.scalars(
-        select(CrmLink).where(
-            CrmLink.crm == crm, CrmLink.kind == "agent", CrmLink.local_id == agent.id
-        )
-    ).first()
     if crm_id is None:
         if link is not None:
             session.delete(link)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from connector import attribution, links
 from connector.api import bp
-from connector.api.params import int_arg, iso, json_body
+from connector.api.params import FieldErrors, int_arg, iso, json_body, text_value
 from connector.contacts import resolve_contact
 from connector.db import get_db, insert_ignore
 from connector.errors import NotFound, ValidationFailed
@@ -31,31 +31,9 @@ _WA_ID: Final = re.compile(r"^\+?\d{6,20}$")
 MAX_URL: Final = 2048
 
 
-class FieldErrors(dict[str, str]):
-    """Field → problem; raised together so a caller fixes every field at once."""
-
-    def check(self) -> None:
-        if self:
-            message = "; ".join(f"{k}: {v}" for k, v in self.items())
-            raise ValidationFailed(message, details={"fields": dict(self)})
-
-
 def slug(name: str) -> str:
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:128]
-
-
-def text_value(body: dict[str, Any], key: str, errors: FieldErrors, *, limit: int) -> str | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
-        errors[key] = "expected a non-empty string"
-        return None
-    if len(str(value)) > limit:
-        errors[key] = f"at most {limit} characters"
-        return None
-    return str(value).strip()
 
 
 def _spend(value: Any, errors: FieldErrors) -> Decimal | None:
@@ -90,7 +68,7 @@ def _source_ids(value: Any, errors: FieldErrors) -> list[str] | None:
 
 def _parse(body: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
     """Validate a campaign body: (key or None, the fields present and their new values)."""
-    errors = FieldErrors({k: "unknown field" for k in sorted(set(body) - FIELDS)})
+    errors = FieldErrors.of(body, FIELDS)
     key = text_value(body, "key", errors, limit=128)
     if key is not None and "/" in key:
         errors["key"] = "must not contain '/'"
@@ -226,7 +204,7 @@ def get_campaign(key: str) -> dict[str, Any]:
 def create_link(key: str) -> tuple[dict[str, Any], int]:
     """A tracked link to ``url``; with ``wa_id``, one recipient's own link."""
     body = json_body()
-    errors = FieldErrors({k: "unknown field" for k in sorted(set(body) - {"url", "wa_id"})})
+    errors = FieldErrors.of(body, {"url", "wa_id"})
     url, wa_id = body.get("url"), body.get("wa_id")
     if not _is_web_url(url):
         errors["url"] = f"expected an http(s) URL of at most {MAX_URL} characters"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 from flask import request
 
@@ -52,3 +53,31 @@ def json_body() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ValidationFailed("body: expected a JSON object")
     return body
+
+
+class FieldErrors(dict[str, str]):
+    """Field → problem; raised together so a caller fixes every field at once."""
+
+    @classmethod
+    def of(cls, body: dict[str, Any], allowed: Collection[str]) -> Self:
+        """Start with the body's fields outside ``allowed``."""
+        return cls({k: "unknown field" for k in sorted(set(body) - set(allowed))})
+
+    def check(self) -> None:
+        if self:
+            message = "; ".join(f"{k}: {v}" for k, v in self.items())
+            raise ValidationFailed(message, details={"fields": dict(self)})
+
+
+def text_value(body: dict[str, Any], key: str, errors: FieldErrors, *, limit: int) -> str | None:
+    """A non-empty string (or int) field, stripped; None when absent or wrong (noted)."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
+        errors[key] = "expected a non-empty string"
+        return None
+    if len(str(value)) > limit:
+        errors[key] = f"at most {limit} characters"
+        return None
+    return str(value).strip()

@@ -8,9 +8,8 @@ from flask import current_app
 
 from connector import attribution
 from connector.api import bp
-from connector.api.campaigns import FieldErrors
 from connector.api.conversations import conversation_summary
-from connector.api.params import json_body
+from connector.api.params import FieldErrors, json_body
 from connector.attribution import Keep
 from connector.db import get_db
 from connector.errors import NotFound
@@ -36,7 +35,7 @@ def _key(body: dict[str, Any], name: str, errors: FieldErrors) -> str | Keep | N
 
 
 def _parse(body: dict[str, Any]) -> tuple[str | Keep | None, str | Keep | None, bool]:
-    errors = FieldErrors({k: "unknown field" for k in sorted(set(body) - {*TAGS, "source"})})
+    errors = FieldErrors.of(body, {*TAGS, "source"})
     if not set(TAGS) & set(body):
         errors.update(dict.fromkeys(TAGS, "at least one of deal_id, campaign_id is required"))
     if body.get("source", "api") not in SOURCES:
