@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -31,8 +31,8 @@ from connector import field_writes, kpi_dirty, mappings, outbox
 from connector.config import Settings
 from connector.config_file import FileConfig
 from connector.db import Database
-from connector.kpis import KpiOptions, compute
-from connector.kpis.engine import compute_all
+from connector.kpis import KpiOptions
+from connector.kpis.engine import compute_all, compute_many
 from connector.models import FieldMapping, KpiValue
 from connector.upserts import upsert
 
@@ -116,17 +116,21 @@ def _run(
     for mapping in active:
         groups[(mapping.scope, mapping.period)].append(mapping)
     desired: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
-    for (scope, period), group in groups.items():
+    wanted: dict[str, dict[str, set[str] | None]] = defaultdict(dict)  # period → scope → ids
+    for scope, period in groups:
         ids = None if full or scope in taken.everything else dirty.get(scope, set())
-        if ids is not None and not ids:
-            continue  # nothing touched this scope since the last run
-        computed = 0
+        if ids is None or ids:  # else nothing touched this scope since the last run
+            wanted[period][scope] = ids
+    for period, scopes in wanted.items():
+        computed = dict.fromkeys(scopes, 0)
         # A chunk of keys at a time: a full run over every contact stays in bounded memory.
-        for values in _compute(session, opts, scope, period, ids, now=now):
-            computed += len(values)
+        for scope, values in _compute(session, opts, scopes, period, now=now):
+            group = groups[(scope, period)]
+            computed[scope] += len(values)
             stats.stored += _store(session, scope, period, group, values, now=now)
             _targets(session, settings.crm, scope, group, values, desired, stats)
-        stats.computed[scope] = max(stats.computed.get(scope, 0), computed)
+        for scope, count in computed.items():
+            stats.computed[scope] = max(stats.computed.get(scope, 0), count)
     _enqueue(session, settings.crm, desired, stats, now=now)
     return stats
 
@@ -144,26 +148,34 @@ def _dirty_ids(session: Session, taken: kpi_dirty.Claim) -> dict[str, set[str]]:
 def _compute(
     session: Session,
     opts: KpiOptions,
-    scope: str,
+    wanted: dict[str, set[str] | None],
     period_name: str,
-    ids: Collection[str] | None,
     *,
     now: datetime,
-) -> Iterator[Values]:
-    """The KPIs of ``ids`` (every key when None), a chunk of keys at a time."""
+) -> Iterator[tuple[str, Values]]:
+    """``(scope, KPIs of some of its keys)`` for the ``wanted`` ids of each scope (every key
+    when None), the scopes computed together: a full read once for all the scopes that
+    want every key, then the ids of every scope in one computation, a chunk of each at a
+    time."""
     period = mappings.period_of(period_name, now=now, tz=opts.tz)
+    every = [scope for scope, ids in wanted.items() if ids is None]
+    few = {scope: sorted(ids) for scope, ids in wanted.items() if ids is not None}
     with _reader(session) as reader:
-        if ids is None:
-            seen: set[str] = set()
-            for _, values in compute_all(reader, opts, [scope], period, now=now):
-                seen.update(values)
-                yield values
+        seen: dict[str, set[str]] = {scope: set() for scope in every}
+        for scope, values in compute_all(reader, opts, every, period, now=now) if every else ():
+            seen[scope].update(values)
+            yield scope, values
+        for scope in every:
             # Keys that had a value but no data any more (a rolling period moved past them).
-            ids = _stored_keys(session, scope, period_name) - seen
-        wanted = sorted(ids)
-        for start in range(0, len(wanted), IDS_PER_COMPUTE):
-            chunk = wanted[start : start + IDS_PER_COMPUTE]
-            yield compute(reader, opts, scope, period, chunk, now=now)
+            few[scope] = sorted(_stored_keys(session, scope, period_name) - seen[scope])
+        longest = max((len(ids) for ids in few.values()), default=0)
+        for start in range(0, longest, IDS_PER_COMPUTE):
+            chunk = {
+                scope: ids[start : start + IDS_PER_COMPUTE]
+                for scope, ids in few.items()
+                if len(ids) > start
+            }
+            yield from compute_many(reader, opts, chunk, period, now=now).items()
 
 
 @contextmanager

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 from connector.kpis import messaging, revenue, roi, side_by_side, support, utilization
 from connector.kpis.business_hours import Calendar
 from connector.kpis.options import KpiOptions, Period
-from connector.kpis.query import Query, drop_keys
+from connector.kpis.query import Query, drop_keys, load
 from connector.kpis.sources import Sources, drop, materialize
 from connector.kpis.sql import EMPTY, FETCH, tune
 from connector.models import Conversation, Message
@@ -118,28 +119,64 @@ def compute(
     now: datetime,
 ) -> Result:
     """``{scope_key: {kpi: value}}`` for every key with data (or every key in ``ids``)."""
-    q = Query.build(session, opts, scope, period, ids, now)
-    cal = calendar(q)
+    return compute_many(session, opts, {scope: ids}, period, now=now)[scope]
+
+
+def compute_many(
+    session: Session,
+    opts: KpiOptions,
+    wanted: Mapping[str, Collection[str] | None],
+    period: Period,
+    *,
+    now: datetime,
+) -> dict[str, Result]:
+    """``compute`` for several scopes at once (``{scope: ids or None}``), as the write-back
+    needs them: the conversations their ids touch are read once, into sources the scopes
+    share (each has its own campaign sends), then every scope's statement runs, on
+    PostgreSQL side by side. A scope that reads every conversation is computed apart
+    (``query.load``)."""
+    queries = [Query.build(session, opts, scope, period, ids, now) for scope, ids in wanted.items()]
+    out: dict[str, Result] = {q.scope: {} for q in queries}
+    if not queries:
+        return out
+    cal = calendar(queries[0])
     tune(session)
     # Materialised even for a few ids: every family reads the aggregates several times, and
     # on small temporary tables with real statistics the planner cannot misjudge a join.
-    out: Result = {}
     if side_by_side.possible(session):
-        with side_by_side.keyed(session, q, cal) as (q, src, prepare):
-            for keys in side_by_side.stream(session, [plan(q, src, cal)], src, prepare):
-                out.update((key, values) for _, key, values in keys)
+        with closing(side_by_side.groups(session, queries, cal)) as spread:
+            for group, src, prepare in spread:
+                plans = [plan(q, src, cal) for q in group]
+                for keys in side_by_side.stream(session, plans, src, prepare):
+                    out.update(_collect(keys))
     else:
         try:
-            q = q.with_keys()
-            src = materialize(session, q, cal)
-            out = {key: values for _, key, values in _keys(plan(q, src, cal), src)}
+            for group in load(queries):
+                try:
+                    src = materialize(session, group[0], cal, group)
+                    for q in group:
+                        out.update(_collect(_keys(plan(q, src, cal), src)))
+                finally:
+                    drop(session, group)
         finally:
-            drop(session)
-            drop_keys(session)
-    if q.ids is not None:
-        out = {k: v for k, v in out.items() if k in q.ids}
-        for key in q.ids.difference(out):
-            out[key] = _finish(q, {}, cal is not None)
+            drop_keys(session, queries)
+    return {q.scope: _only_wanted(q, out[q.scope], cal is not None) for q in queries}
+
+
+def _collect(keys: Iterable[tuple[Query, str, dict[str, Any]]]) -> dict[str, Result]:
+    found: dict[str, Result] = {}
+    for q, key, values in keys:
+        found.setdefault(q.scope, {})[key] = values
+    return found
+
+
+def _only_wanted(q: Query, found: Result, with_bh: bool) -> Result:
+    """The wanted keys only, each of them present (with empty values when it had no data)."""
+    if q.ids is None:
+        return found
+    out = {k: v for k, v in found.items() if k in q.ids}
+    for key in q.ids.difference(out):
+        out[key] = _finish(q, {}, with_bh)
     return out
 
 
@@ -223,6 +260,7 @@ class Plan:
 
 def plan(q: Query, src: Sources, cal: Calendar | None) -> Plan:
     with_bh = cal is not None
+    src = src.of(q.scope)
     parts = [
         *support.parts(q, src, with_bh),
         *messaging.parts(q, src),

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Select, and_, case, exists, func, select, true
 from sqlalchemy.orm import aliased
 
-from connector.kpis.query import KEYS, Query
+from connector.kpis.query import Query
 from connector.kpis.sql import Part, count_if, epoch, percent
 from connector.models import Conversation, LinkClick, Message
 
@@ -74,22 +74,22 @@ def _campaign_messages(q: Query) -> tuple[Any, Any, list[Any]]:
     """
     m = Message
     wanted = [m.direction == "outbound", m.campaign_id.is_not(None), q.in_period(m.timestamp)]
-    if q.scope == "deal":
+    if q.scope == "deal" and q.keyed:
         # A deal's sends are those in its conversations (the key is the conversation's
-        # deal), so the touched conversations' index can lead.
-        wanted.append(q.conversations(m.conversation_id))
+        # deal), so those conversations' index can lead (not all touched conversations:
+        # scopes computed together touch more).
+        wanted.append(q.own_conversations(m.conversation_id))
     column = _INDEXED.get(q.scope)
-    postgresql = q.session.get_bind().dialect.name == "postgresql"
-    if not (q.lookups and postgresql and column is not None):
+    if not (q.probes and column is not None):
         return m, m, wanted
     picked = (
         select(m.agent_id, m.business_number_id, m.conversation_id, m.campaign_id)
         .add_columns(m.contact_id, m.delivered_at, m.read_at)
-        .where(getattr(m, column) == KEYS.c.id, *wanted)
+        .where(getattr(m, column) == q.keys.c.id, *wanted)
         .offset(0)
         .lateral("campaign_messages")
     )
-    return picked.c, KEYS.join(picked, true()), []
+    return picked.c, q.keys.join(picked, true()), []
 
 
 def _recipients(q: Query, src: Sources) -> Part:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     and_,
@@ -25,11 +26,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from connector.kpis.options import SCOPES, KpiOptions, Period
-from connector.kpis.sql import index_lookups
+from connector.kpis.sql import any_id, index_lookups
 from connector.models import Conversation, Message
 
 ACCOUNT = "account"
@@ -48,18 +49,23 @@ SCOPE_COLUMNS = tuple(column.key for column in _CONVERSATION_COLUMNS.values())
 
 _TEMP = MetaData()
 ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")  # ids of the temporary tables
-# The wanted ids, and the conversations they touch, of a computation over a few ids: joined
-# instead of inlined as IN lists (thousands of bound parameters in every statement cost
-# more to send and plan than the statement costs to run).
-KEYS = Table(
-    "kpi_keys",
-    _TEMP,
-    Column("id", ID_TYPE, index=True),
-    Column("key", String(64), index=True),
-    prefixes=["TEMPORARY"],
-    # Connections that load a copy of the keys (side by side) commit and go back to the pool.
-    postgresql_on_commit="DROP",
-)
+# The wanted ids of each scope, and the conversations they touch, of a computation over a
+# few ids: joined instead of inlined as IN lists (thousands of bound parameters in every
+# statement cost more to send and plan than the statement costs to run). One table per
+# scope, so several scopes computed together each find their own ids.
+KEYS = {
+    scope: Table(
+        f"kpi_keys_{scope}",
+        _TEMP,
+        Column("id", ID_TYPE, index=True),
+        Column("key", String(64), index=True),
+        prefixes=["TEMPORARY"],
+        # Connections that load a copy of the keys (side by side) commit and go back to the
+        # pool.
+        postgresql_on_commit="DROP",
+    )
+    for scope in SCOPES
+}
 # Index lookups pay while the touched conversations are a small share of all of them
 # (an agent or a business number touches most conversations: those are scanned).
 LOOKUP_SHARE = 0.05
@@ -84,7 +90,7 @@ class Query:
     period: Period
     ids: frozenset[str] | None
     now: datetime
-    # The ids are loaded into KEYS and their conversations into TOUCHED (see ``with_keys``).
+    # The ids are loaded into KEYS and their conversations into TOUCHED (see ``load``).
     keyed: bool = False
     # ...and those conversations are few enough to be read through the indexes, or so many
     # that reading them all is cheaper than picking them out.
@@ -105,6 +111,23 @@ class Query:
             raise ValueError(f"unknown scope {scope!r}; expected one of {', '.join(SCOPES)}")
         wanted = None if ids is None else frozenset(str(i) for i in ids)
         return cls(session, opts, scope, period, wanted, now)
+
+    @property
+    def keys(self) -> Table:
+        """The temporary table of this scope's wanted ids (see ``load``)."""
+        return KEYS[self.scope]
+
+    @property
+    def probes(self) -> bool:
+        """A few touched conversations on PostgreSQL: read through index probes (``any_id``,
+        LATERAL subqueries)."""
+        return self.lookups and self.session.get_bind().dialect.name == "postgresql"
+
+    def own_conversations(self, cid: Any) -> ColumnElement[bool]:
+        """Restrict a conversation-id column to the wanted keys' own conversations."""
+        mine = aliased(Conversation, name="own_conversation")  # never correlated outwards
+        own = select(mine.id).where(self.own(mine))
+        return any_id(cid, own) if self.probes else cid.in_(own)
 
     @property
     def is_account(self) -> bool:
@@ -150,7 +173,7 @@ class Query:
         if self.ids is None:
             return column.is_not(None)
         if self.keyed:
-            return column.in_(select(KEYS.c.key if self.scope == "phone_number" else KEYS.c.id))
+            return column.in_(select(self.key_column()))
         if self.scope == "phone_number":
             return column.in_(sorted(self.ids))
         return column.in_(self.int_ids())
@@ -176,59 +199,30 @@ class Query:
         """
         if self.is_account or self.everything or self.ids is None:
             return true()
+        if self.keyed and self.probes:
+            return any_id(cid, select(TOUCHED.c.cid))
         if self.keyed:
             return cid.in_(select(TOUCHED.c.cid))
         return cid.in_(self.touched())
 
     def touched(self) -> Any:
         """The ids of the conversations the wanted ids touch."""
-        own = select(Conversation.id).where(self.only(self.conv_column()))
+        found = self.touching()
+        return union(*found) if len(found) > 1 else found[0]
+
+    def touching(self) -> list[Select[Any]]:
+        """The selects whose union is ``touched`` (flat: SQLite takes no nested UNION)."""
+        own = [select(Conversation.id).where(self.only(self.conv_column()))]
         if self.scope == "agent":
-            own = union(own, select(Message.conversation_id).where(self.only(Message.agent_id)))
+            own.append(select(Message.conversation_id).where(self.only(Message.agent_id)))
         elif self.scope == "campaign":
-            own = union(own, select(Message.conversation_id).where(self.only(Message.campaign_id)))
+            own.append(select(Message.conversation_id).where(self.only(Message.campaign_id)))
         return own
 
-    def with_keys(self) -> Query:
-        """Load the wanted ids and their conversations into temporary tables; see ``drop_keys``."""
-        if self.ids is None or self.is_account:
-            return self
-        conn = self.session.connection()
-        _create_keys(conn, self._key_values())
-        keyed = replace(self, keyed=True)
-        total = _conversations(conn)
-        if len(self.ids) <= FEW_KEYS:  # an agent or a number may own most conversations
-            own = self.session.scalar(
-                select(func.count())
-                .select_from(Conversation)
-                .where(keyed.only(keyed.conv_column()))
-            )
-            if own and own >= SCAN_SHARE * total:  # then listing them is wasted work
-                return replace(keyed, everything=True)
-        with index_lookups(conn, len(self.ids) <= LOOKUP_KEYS):
-            touched = conn.execute(TOUCHED.insert().from_select(["cid"], keyed.touched()))
-        _analyze(conn, TOUCHED)
-        share = touched.rowcount / total if total else 0.0
-        return replace(keyed, lookups=share <= LOOKUP_SHARE, everything=share >= SCAN_SHARE)
+    def key_column(self) -> Column[Any]:
+        return self.keys.c.key if self.scope == "phone_number" else self.keys.c.id
 
-    def keys_loader(self) -> Callable[[Connection], None]:
-        """What ``with_keys`` loaded, for another connection's own temporary tables (a
-        computation spread over several connections)."""
-        if not self.keyed:
-            return lambda conn: None
-        values = self._key_values()
-        touched: list[int] = []
-        if not self.everything:  # then TOUCHED is read (see ``own`` and ``conversations``)
-            touched = list(self.session.scalars(select(TOUCHED.c.cid)))
-
-        def load(conn: Connection) -> None:
-            _create_keys(conn, values)
-            _insert_ids(conn, TOUCHED.c.cid, touched)
-            _analyze(conn, TOUCHED)
-
-        return load
-
-    def _key_values(self) -> list[Any]:
+    def key_values(self) -> list[Any]:
         return sorted(self.ids or ()) if self.scope == "phone_number" else self.int_ids()
 
     def in_period(self, column: Any) -> ColumnElement[bool]:
@@ -238,6 +232,77 @@ class Query:
         if self.period.end is not None:
             conds.append(column < self.period.end)
         return and_(*conds) if conds else true()
+
+
+def load(queries: Sequence[Query]) -> list[list[Query]]:
+    """Load each query's ids into its keys table and the conversations they touch into
+    ``TOUCHED``, and group the queries that can share their sources (see ``drop_keys``).
+
+    Two groups at most: the queries that read every conversation (no ids, the account, a
+    key that owns most conversations, or touched conversations that are most of them), and
+    the rest, whose touched conversations together are in ``TOUCHED``, read through the
+    indexes when they are a small share of all conversations.
+    """
+    if not queries:
+        return []
+    session = queries[0].session
+    conn = session.connection()
+    total = _conversations(conn)
+    everything: list[Query] = []
+    few: list[Query] = []
+    for q in queries:
+        if q.ids is None or q.is_account:
+            everything.append(q)
+            continue
+        _load(conn, q.key_column(), q.key_values())
+        keyed = replace(q, keyed=True)
+        if len(q.ids) <= FEW_KEYS:  # an agent or a number may own most conversations
+            own = session.scalar(
+                select(func.count())
+                .select_from(Conversation)
+                .where(keyed.only(keyed.conv_column()))
+            )
+            if own and own >= SCAN_SHARE * total:  # then listing them is wasted work
+                everything.append(replace(keyed, everything=True))
+                continue
+        few.append(keyed)
+    if not few:
+        return [everything]
+    _create(conn, TOUCHED)
+    keys = sum(len(q.ids or ()) for q in few)
+    parts = [part for q in few for part in q.touching()]
+    touched = (union(*parts) if len(parts) > 1 else parts[0]).subquery()
+    # In id order: every fill probes the messages of these conversations in the order they
+    # are stored here, and in id order those probes walk the index and the table forwards.
+    ordered = select(touched.c[0]).order_by(touched.c[0])
+    with index_lookups(conn, keys <= LOOKUP_KEYS):
+        found = conn.execute(TOUCHED.insert().from_select(["cid"], ordered))
+    _analyze(conn, TOUCHED)
+    share = found.rowcount / total if total else 0.0
+    if share >= SCAN_SHARE:
+        return [everything + [replace(q, everything=True) for q in few]]
+    few = [replace(q, lookups=share <= LOOKUP_SHARE) for q in few]
+    return [group for group in (everything, few) if group]
+
+
+def keys_loader(groups: Sequence[Sequence[Query]]) -> Callable[[Connection], None]:
+    """What ``load`` loaded, for another connection's own temporary tables (a computation
+    spread over several connections)."""
+    keyed = [q for group in groups for q in group if q.keyed]
+    if not keyed:
+        return lambda conn: None
+    ids = [(q.key_column(), q.key_values()) for q in keyed]
+    touched: list[int] | None = None
+    if any(not q.everything for q in keyed):  # then TOUCHED is read (``own``, ``conversations``)
+        touched = list(keyed[0].session.scalars(select(TOUCHED.c.cid)))
+
+    def load_copy(conn: Connection) -> None:
+        for column, values in ids:
+            _load(conn, column, values)
+        if touched is not None:
+            _load(conn, TOUCHED.c.cid, touched)
+
+    return load_copy
 
 
 def _conversations(conn: Connection) -> int:
@@ -252,12 +317,16 @@ def _conversations(conn: Connection) -> int:
     return int(conn.scalar(select(func.count()).select_from(Conversation)) or 0)
 
 
-def _create_keys(conn: Connection, values: list[Any]) -> None:
-    for table in (KEYS, TOUCHED):
-        table.drop(conn, checkfirst=True)
-        table.create(conn)
-    _insert_ids(conn, KEYS.c.key if values and isinstance(values[0], str) else KEYS.c.id, values)
-    _analyze(conn, KEYS)
+def _create(conn: Connection, table: Table) -> None:
+    table.drop(conn, checkfirst=True)
+    table.create(conn)
+
+
+def _load(conn: Connection, column: Column[Any], values: list[Any]) -> None:
+    """A fresh temporary table holding ``values`` in ``column``, analysed."""
+    _create(conn, column.table)
+    _insert_ids(conn, column, values)
+    _analyze(conn, column.table)
 
 
 def _insert_ids(conn: Connection, column: Column[Any], values: list[Any]) -> None:
@@ -277,7 +346,7 @@ def _analyze(conn: Connection, table: Table) -> None:
         conn.execute(text(f"ANALYZE {table.name}"))
 
 
-def drop_keys(session: Session) -> None:
+def drop_keys(session: Session, queries: Sequence[Query]) -> None:
     conn = session.connection()
-    for table in (KEYS, TOUCHED):
+    for table in (*{q.scope: q.keys for q in queries}.values(), TOUCHED):
         table.drop(conn, checkfirst=True)

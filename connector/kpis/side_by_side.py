@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from connector.kpis import utilization
 from connector.kpis.business_hours import Calendar
-from connector.kpis.query import Query
+from connector.kpis.query import Query, keys_loader, load
 from connector.kpis.sources import Fill, Sources, fills
 from connector.kpis.sql import FETCH, tune
 
@@ -50,7 +50,7 @@ WORKERS = 2  # connections filling the sources
 AHEAD = 6  # scope statements at once (all six: the biggest need not wait for the rest)
 BLOCKS = 4  # blocks of FETCH rows a scope's reader may run ahead of the caller
 STEM = "kpi_run"
-_NAME = re.compile(rf"^{STEM}(\d+)_[a-z]+$")
+_NAME = re.compile(rf"^{STEM}(\d+)_[a-z_]+$")
 _SNAPSHOT = re.compile(r"^[0-9A-Fa-f-]+$")
 _POLL = 0.2  # seconds a blocked reader waits before checking whether it was stopped
 
@@ -94,21 +94,24 @@ def sources(
         yield src
 
 
-@contextmanager
-def keyed(
-    session: Session, q: Query, cal: Calendar | None
-) -> Iterator[tuple[Query, Sources, Prepare]]:
-    """``sources`` for a computation over given ids. Another connection loads the ids and
-    the conversations they touch (``Query.with_keys``: this transaction stays unwritten,
-    so the next computation in it can spread too), and every connection that reads them
-    gets its own copy first."""
+def groups(
+    session: Session, queries: Sequence[Query], cal: Calendar | None
+) -> Iterator[tuple[list[Query], Sources, Prepare]]:
+    """For a computation over given ids: each group of ``query.load`` with its sources
+    filled side by side (dropped when the next group is asked for, or on close).
+
+    Another connection loads the ids and the conversations they touch (this transaction
+    stays unwritten, so the next computation in it can spread too), and every connection
+    that reads them gets its own copy first. All groups see one snapshot."""
     engine = _engine(session)
     pid, snapshot = _export(session)
     with _in_snapshot(engine, snapshot) as conn, Session(bind=conn) as elsewhere:
-        loaded = replace(q, session=elsewhere).with_keys()
-        prepare = loaded.keys_loader()
-    with _filled(engine, pid, snapshot, loaded, cal, prepare) as src:
-        yield replace(loaded, session=session), src, prepare
+        loaded = load([replace(q, session=elsewhere) for q in queries])
+        prepare = keys_loader(loaded)
+    for found in loaded:
+        group = [replace(q, session=session) for q in found]
+        with _filled(engine, pid, snapshot, group[0], cal, prepare, group) as src:
+            yield group, src, prepare
 
 
 def _export(session: Session) -> tuple[int, str]:
@@ -136,9 +139,10 @@ def _filled(
     q: Query,
     cal: Calendar | None,
     prepare: Prepare,
+    scoped: Sequence[Query] = (),
 ) -> Iterator[Sources]:
     _sweep(engine)
-    src, todo = fills(q, cal, stem=f"{STEM}{pid}", kind="UNLOGGED")
+    src, todo = fills(q, cal, stem=f"{STEM}{pid}", kind="UNLOGGED", scoped=scoped)
     try:
         _fill(engine, snapshot, todo, prepare)
         yield src

@@ -18,9 +18,9 @@ are.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from threading import Lock
 from typing import Any
 
@@ -358,6 +358,14 @@ class Sources:
     touches: FromClause
     sends: FromClause
     memo: Memo = field(default_factory=Memo)
+    # Scopes computed together over given ids: each scope's own campaign sends (they are
+    # found through that scope's ids; the other sources are shared).
+    scoped_sends: dict[str, FromClause] = field(default_factory=dict)
+
+    def of(self, scope: str) -> Sources:
+        """The sources one scope's statement reads."""
+        sends = self.scoped_sends.get(scope)
+        return self if sends is None else replace(self, sends=sends)
 
 
 _DURATIONS = ("frt", "frt_human", "art")
@@ -367,8 +375,14 @@ def _scope_key_columns(*names: str) -> list[Column[Any]]:
     return [Column(n, String(64) if n == "business_number_id" else _ID) for n in names]
 
 
-def _tables(cal: Calendar | None, stem: str = "kpi", kind: str = "TEMPORARY") -> dict[str, Table]:
-    """The tables ``stem_<name>`` (their columns depend on whether business hours are on).
+def _tables(
+    cal: Calendar | None,
+    stem: str = "kpi",
+    kind: str = "TEMPORARY",
+    scopes: Sequence[str] = (),
+) -> dict[str, Table]:
+    """The tables ``stem_<name>`` (their columns depend on whether business hours are on),
+    with ``stem_sends_<scope>`` for each of ``scopes`` instead of one ``stem_sends``.
 
     No secondary indexes: every scope reads each of them whole, grouped by its key (an
     incremental run's tables hold only the touched conversations).
@@ -423,30 +437,34 @@ def _tables(cal: Calendar | None, stem: str = "kpi", kind: str = "TEMPORARY") ->
         Column("new_customer", _ID),
         **temporary,
     )
-    sends = Table(
-        f"{stem}_sends",
-        meta,
-        *_scope_key_columns(*SCOPE_COLUMNS),
-        Column("delivered", UTCDateTime()),
-        *(Column(name, Integer) for name in ("replied", "clicked")),
-        **temporary,
-    )
+    sends = {
+        name: Table(
+            f"{stem}_{name}",
+            meta,
+            *_scope_key_columns(*SCOPE_COLUMNS),
+            Column("delivered", UTCDateTime()),
+            *(Column(name, Integer) for name in ("replied", "clicked")),
+            **temporary,
+        )
+        for name in ([f"sends_{scope}" for scope in scopes] or ["sends"])
+    }
     return {
         "convs": convs,
         "replies": replies,
         "traffic": traffic,
         "touches": touches,
-        "sends": sends,
+        **sends,
     }
 
 
-def _selects(q: Query, cal: Calendar | None) -> dict[str, Select[Any]]:
+def _selects(q: Query, cal: Calendar | None, scoped: Sequence[Query]) -> dict[str, Select[Any]]:
+    sends = {f"sends_{each.scope}": messaging.sends_select(each) for each in scoped}
     return {
         "convs": conversations_select(q, cal),
         "replies": replies_select(q, cal),
         "traffic": traffic_select(q),
         "touches": revenue.touches_select(q),
-        "sends": messaging.sends_select(q),
+        **(sends or {"sends": messaging.sends_select(q)}),
     }
 
 
@@ -480,33 +498,49 @@ class Fill:
 
 
 def fills(
-    q: Query, cal: Calendar | None, stem: str = "kpi", kind: str = "TEMPORARY"
+    q: Query,
+    cal: Calendar | None,
+    stem: str = "kpi",
+    kind: str = "TEMPORARY",
+    scoped: Sequence[Query] = (),
 ) -> tuple[Sources, list[Fill]]:
     """The tables for ``q``'s period and conversations (what the families read), and the
-    statements that fill them, in ``FILLS`` order."""
-    tables = _tables(cal, stem, kind)
-    selects = _selects(q, cal)
+    statements that fill them, in ``FILLS`` order.
+
+    ``scoped``: queries of a group computed together (they share ``q``'s conversations);
+    each gets its own campaign sends (``Sources.of``).
+    """
+    scopes = [each.scope for each in scoped]
+    tables = _tables(cal, stem, kind, scopes)
+    selects = _selects(q, cal, scoped)
     out = []
     for name in FILLS:
-        table = tables[name]
-        found = selects[name].subquery(name)
-        # Columns in the order and with the names the table describes.
-        stmt = select(*(found.c[c.name] for c in table.c))
-        out.append(Fill(name, CreateTableAs(table.name, stmt, kind), q.lookups))
-    return Sources(**tables), out
+        scoped_names = [f"sends_{scope}" for scope in scopes] if name == "sends" else []
+        for each in scoped_names or [name]:
+            table = tables[each]
+            found = selects[each].subquery(name)
+            # Columns in the order and with the names the table describes.
+            stmt = select(*(found.c[c.name] for c in table.c))
+            out.append(Fill(each, CreateTableAs(table.name, stmt, kind), q.lookups))
+    shared = {name: tables[name] for name in ("convs", "replies", "traffic", "touches")}
+    sends = {scope: tables[f"sends_{scope}"] for scope in scopes}
+    first = next(iter(sends.values()), None)
+    return Sources(**shared, sends=tables.get("sends", first), scoped_sends=sends), out
 
 
-def materialize(session: Session, q: Query, cal: Calendar | None) -> Sources:
+def materialize(
+    session: Session, q: Query, cal: Calendar | None, scoped: Sequence[Query] = ()
+) -> Sources:
     """Create and fill the temporary tables on ``session``'s connection; see ``drop``."""
     conn = session.connection()
-    drop(session)
-    src, todo = fills(q, cal)
+    drop(session, scoped)
+    src, todo = fills(q, cal, scoped=scoped)
     for fill in todo:
         fill.run(conn)
     return src
 
 
-def drop(session: Session) -> None:
+def drop(session: Session, scoped: Sequence[Query] = ()) -> None:
     conn = session.connection()
-    for table in _tables(None).values():
+    for table in _tables(None, scopes=[q.scope for q in scoped]).values():
         table.drop(conn, checkfirst=True)

@@ -12,7 +12,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, Integer, Select, and_, case, func, or_, select, text, type_coerce
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    Integer,
+    Select,
+    and_,
+    any_,
+    case,
+    func,
+    or_,
+    select,
+    text,
+    type_coerce,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
@@ -62,6 +75,31 @@ def _ifloor_sqlite(element: ifloor, compiler: Any, **kw: Any) -> str:
 @compiles(ifloor)
 def _ifloor_default(element: ifloor, compiler: Any, **kw: Any) -> str:
     return f"CAST(FLOOR({compiler.process(element.clauses, **kw)}) AS BIGINT)"
+
+
+class array_of(FunctionElement[list[int]]):
+    """PostgreSQL ``ARRAY(select)``: the ids a subquery selects, as one array value."""
+
+    type: TypeEngine[list[int]] = postgresql.ARRAY(BigInteger())
+    inherit_cache = True
+
+    def __init__(self, select_: Select[Any]) -> None:
+        super().__init__(select_.scalar_subquery())
+
+
+@compiles(array_of)
+def _array_of(element: array_of, compiler: Any, **kw: Any) -> str:
+    # The clause list renders the scalar subquery in parentheses: ARRAY((SELECT …)) would
+    # be an array of one value, so the subquery's own parentheses are ARRAY's.
+    return f"ARRAY{compiler.process(element.clauses.clauses[0], **kw)}"
+
+
+def any_id(column: Any, ids: Select[Any]) -> ColumnElement[bool]:
+    """``column = ANY(ARRAY(ids))`` (PostgreSQL): one index scan over the sorted ids. As
+    ``IN (SELECT …)`` the planner sizes what each id matches from sampled distinct counts
+    (60 messages per conversation where there are 10 at 1 M conversations) and, past some
+    30 000 ids, would rather scan the whole table."""
+    return column == any_(array_of(ids))
 
 
 class CreateTableAs(Executable, ClauseElement):
