@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
@@ -34,6 +34,7 @@ import structlog
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.util import find_tables
 
 from connector.kpis import utilization
 from connector.kpis.business_hours import Calendar
@@ -77,10 +78,11 @@ def _engine(session: Session) -> Engine:
     return bind if isinstance(bind, Engine) else bind.engine
 
 
-Prepare = Callable[[Connection], None]  # run first on every connection (e.g. load the keys)
+# Run first on every connection: loads the keys (all of them, or the tables given).
+Prepare = Callable[[Connection, Collection[Any] | None], None]
 
 
-def _nothing(conn: Connection) -> None:
+def _nothing(conn: Connection, tables: Collection[Any] | None = None) -> None:
     pass
 
 
@@ -157,7 +159,7 @@ def _fill(engine: Engine, snapshot: str, todo: list[Fill], prepare: Prepare) -> 
 
     def work() -> None:
         with _in_snapshot(engine, snapshot) as conn:
-            prepare(conn)
+            prepare(conn, None)
             while pending:
                 try:
                     fill = pending.popleft()
@@ -211,7 +213,8 @@ def _produce(
     try:
         with Session(engine) as session:
             tune(session)
-            prepare(session.connection())
+            # Its own keys (utilization reads them too) and what its statement reads.
+            prepare(session.connection(), {plan.q.keys, *find_tables(plan.stmt)})
             q = replace(plan.q, session=session)
             if not put("extra", utilization.compute(q, src.memo)):
                 return
