@@ -148,14 +148,14 @@ def compute_many(
             for group, src, prepare in spread:
                 plans = [plan(q, src, cal) for q in group]
                 for keys in side_by_side.stream(session, plans, src, prepare):
-                    out.update(_collect(keys))
+                    _collect(out, keys)
     else:
         try:
             for group in load(queries):
                 try:
                     src = materialize(session, group[0], cal, group)
                     for q in group:
-                        out.update(_collect(_keys(plan(q, src, cal), src)))
+                        _collect(out, _keys(plan(q, src, cal), src))
                 finally:
                     drop(session, group)
         finally:
@@ -163,11 +163,9 @@ def compute_many(
     return {q.scope: _only_wanted(q, out[q.scope], cal is not None) for q in queries}
 
 
-def _collect(keys: Iterable[tuple[Query, str, dict[str, Any]]]) -> dict[str, Result]:
-    found: dict[str, Result] = {}
+def _collect(out: dict[str, Result], keys: Iterable[tuple[Query, str, dict[str, Any]]]) -> None:
     for q, key, values in keys:
-        found.setdefault(q.scope, {})[key] = values
-    return found
+        out[q.scope][key] = values
 
 
 def _only_wanted(q: Query, found: Result, with_bh: bool) -> Result:

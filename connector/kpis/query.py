@@ -188,7 +188,7 @@ class Query:
         conversations so the planner can start from that small table."""
         column = self.conv_column(conv)
         if self.keyed and not self.everything:
-            return and_(self.only(column), conv.id.in_(select(TOUCHED.c.cid)))
+            return and_(self.only(column), self.conversations(conv.id))
         return self.only(column)
 
     def conversations(self, cid: Any) -> ColumnElement[bool]:

@@ -92,7 +92,9 @@ def sources(
 ) -> Iterator[Sources]:
     """The sources of ``q`` filled side by side; dropped on exit."""
     pid, snapshot = _export(session)
-    with _filled(_engine(session), pid, snapshot, q, cal, prepare) as src:
+    engine = _engine(session)
+    _sweep(engine)
+    with _filled(engine, pid, snapshot, q, cal, prepare) as src:
         yield src
 
 
@@ -110,6 +112,7 @@ def groups(
     with _in_snapshot(engine, snapshot) as conn, Session(bind=conn) as elsewhere:
         loaded = load([replace(q, session=elsewhere) for q in queries])
         prepare = keys_loader(loaded)
+    _sweep(engine)
     for found in loaded:
         group = [replace(q, session=session) for q in found]
         with _filled(engine, pid, snapshot, group[0], cal, prepare, group) as src:
@@ -143,7 +146,6 @@ def _filled(
     prepare: Prepare,
     scoped: Sequence[Query] = (),
 ) -> Iterator[Sources]:
-    _sweep(engine)
     src, todo = fills(q, cal, stem=f"{STEM}{pid}", kind="UNLOGGED", scoped=scoped)
     try:
         _fill(engine, snapshot, todo, prepare)

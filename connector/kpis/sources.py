@@ -446,7 +446,7 @@ def _tables(
             *(Column(name, Integer) for name in ("replied", "clicked")),
             **temporary,
         )
-        for name in ([f"sends_{scope}" for scope in scopes] or ["sends"])
+        for name in _send_names(scopes)
     }
     return {
         "convs": convs,
@@ -455,6 +455,11 @@ def _tables(
         "touches": touches,
         **sends,
     }
+
+
+def _send_names(scopes: Sequence[str]) -> list[str]:
+    """The campaign-sends tables: one per scope computed together, else one for all."""
+    return [f"sends_{scope}" for scope in scopes] or ["sends"]
 
 
 def _selects(q: Query, cal: Calendar | None, scoped: Sequence[Query]) -> dict[str, Select[Any]]:
@@ -515,8 +520,7 @@ def fills(
     selects = _selects(q, cal, scoped)
     out = []
     for name in FILLS:
-        scoped_names = [f"sends_{scope}" for scope in scopes] if name == "sends" else []
-        for each in scoped_names or [name]:
+        for each in _send_names(scopes) if name == "sends" else [name]:
             table = tables[each]
             found = selects[each].subquery(name)
             # Columns in the order and with the names the table describes.
@@ -524,8 +528,10 @@ def fills(
             out.append(Fill(each, CreateTableAs(table.name, stmt, kind), q.lookups))
     shared = {name: tables[name] for name in ("convs", "replies", "traffic", "touches")}
     sends = {scope: tables[f"sends_{scope}"] for scope in scopes}
-    first = next(iter(sends.values()), None)
-    return Sources(**shared, sends=tables.get("sends", first), scoped_sends=sends), out
+    # Scoped, ``sends`` is the first scope's: every statement reads its own (``plan`` asks
+    # ``Sources.of``).
+    default = tables["sends"] if not scopes else sends[scopes[0]]
+    return Sources(**shared, sends=default, scoped_sends=sends), out
 
 
 def materialize(
