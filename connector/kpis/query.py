@@ -293,7 +293,9 @@ def keys_loader(groups: Sequence[Sequence[Query]]) -> KeysCopy:
     keyed = [q for group in groups for q in group if q.keyed]
     touched: list[int] | None = None
     if any(not q.everything for q in keyed):  # then TOUCHED is read (``own``, ``conversations``)
-        touched = list(keyed[0].session.scalars(select(TOUCHED.c.cid)))
+        # One row holding them all (fetched as rows, 40 000 ids cost a tenth of a second).
+        ids = func.array_agg(postgresql.aggregate_order_by(TOUCHED.c.cid, TOUCHED.c.cid))
+        touched = list(keyed[0].session.scalar(select(ids)) or ())
     return KeysCopy([(q.key_column(), q.key_values()) for q in keyed], touched)
 
 

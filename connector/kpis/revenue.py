@@ -158,6 +158,18 @@ def _spend(q: Query) -> Part | None:
     if q.scope not in ("account", "campaign"):
         return None
     m, c = Message, Conversation
+    key = q.key(Campaign.id)
+    stmt = (
+        select(key.label("k"), func.sum(func.coalesce(Campaign.spend, 0)))
+        .select_from(Campaign)
+        .where(q.only(Campaign.id))
+        .group_by(key)
+    )
+    if q.keyed:
+        # A few campaigns: a probe of each one's index, not every campaign's messages.
+        sent = exists().where(m.campaign_id == Campaign.id, q.in_period(m.timestamp))
+        tagged = exists().where(c.campaign_id == Campaign.id, q.in_period(c.opened_at))
+        return Part(stmt.where(or_(sent, tagged)), _read_spend)
     active = union(
         select(m.campaign_id.label("cid")).where(
             m.campaign_id.is_not(None), q.in_period(m.timestamp)
@@ -166,15 +178,11 @@ def _spend(q: Query) -> Part | None:
             c.campaign_id.is_not(None), q.in_period(c.opened_at)
         ),
     ).subquery("active")
-    key = q.key(Campaign.id)
-    stmt = (
-        select(key.label("k"), func.sum(func.coalesce(Campaign.spend, 0)))
-        .select_from(Campaign)
-        .join(active, active.c.cid == Campaign.id)
-        .where(q.only(Campaign.id))
-        .group_by(key)
-    )
-    return Part(stmt, lambda row: {"campaign_spend": round(float(row[0] or 0), 2)})
+    return Part(stmt.join(active, active.c.cid == Campaign.id), _read_spend)
+
+
+def _read_spend(row: Sequence[Any]) -> dict[str, Any]:
+    return {"campaign_spend": round(float(row[0] or 0), 2)}
 
 
 def _active(q: Query, period: Period) -> Select[Any]:

@@ -178,32 +178,51 @@ def _fill(engine: Engine, snapshot: str, todo: list[Fill], prepare: Prepare) -> 
 def stream(
     session: Session, plans: Sequence[Plan], src: Sources, prepare: Prepare = _nothing
 ) -> Iterator[Iterator[tuple[Query, str, dict[str, Any]]]]:
-    """Each plan's keys and KPIs, plan after plan, its statement run on its own connection.
+    """Each plan's keys and KPIs, its statement run on its own connection; plan after plan
+    in the order their first rows arrive (a small scope's rows need not wait behind a big
+    one's).
 
     Read each before asking for the next: the readers stop when this generator ends.
     """
     engine = _engine(session)
     stop = Event()
     boxes: list[Queue[tuple[str, Any]]] = [Queue(maxsize=BLOCKS) for _ in plans]
+    ready: Queue[int] = Queue()  # the index of each plan once its first rows are boxed
     pool = ThreadPoolExecutor(AHEAD, thread_name_prefix="kpi-scope")
     try:
         # The pool starts them in this order (AHEAD at a time: every scope at once).
-        for plan, box in zip(plans, boxes, strict=True):
-            pool.submit(_produce, engine, plan, src, prepare, box, stop)
-        for plan, box in zip(plans, boxes, strict=True):
-            extra = _take(box)
-            yield plan.read(_blocks(box), extra)
+        for i, (plan, box) in enumerate(zip(plans, boxes, strict=True)):
+            pool.submit(_produce, engine, plan, src, prepare, box, stop, lambda i=i: ready.put(i))
+        for _ in plans:
+            i = ready.get()
+            extra = _take(boxes[i])
+            yield plans[i].read(_blocks(boxes[i]), extra)
     finally:
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _produce(
-    engine: Engine, plan: Plan, src: Sources, prepare: Prepare, box: Queue[Any], stop: Event
+    engine: Engine,
+    plan: Plan,
+    src: Sources,
+    prepare: Prepare,
+    box: Queue[Any],
+    stop: Event,
+    announce: Callable[[], None],
 ) -> None:
-    """Run on a pool thread: utilization, then the plan's rows block by block, into ``box``."""
+    """Run on a pool thread: utilization, then the plan's rows block by block, into ``box``;
+    ``announce`` once something past utilization is there (rows, their end or an error)."""
+    announced = False
 
     def put(kind: str, value: Any) -> bool:
+        nonlocal announced
+        if kind != "extra" and not announced:
+            announced = True
+            # Boxed before it is announced: the box has room (utilization is all it holds).
+            box.put((kind, value))
+            announce()
+            return True
         while not stop.is_set():
             try:
                 box.put((kind, value), timeout=_POLL)
