@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    cast,
     func,
     literal_column,
     select,
@@ -349,7 +350,14 @@ def _insert_ids(conn: Connection, column: Column[Any], values: list[Any]) -> Non
         conn.execute(column.table.insert(), [{column.key: v} for v in values])
         return
     array = postgresql.ARRAY(column.type)
-    rows = select(func.unnest(bindparam("values", values, type_=array)))
+    if isinstance(values[0], int):
+        # Integers sent as one array literal: psycopg dumps a list element by element in
+        # Python, holding the GIL (40 000 ids: tens of milliseconds on every connection).
+        literal = "{" + ",".join(map(str, values)) + "}"
+        found: Any = cast(bindparam("values", literal, type_=String), array)
+    else:
+        found = bindparam("values", values, type_=array)
+    rows = select(func.unnest(found))
     conn.execute(column.table.insert().from_select([column.key], rows))
 
 

@@ -297,6 +297,9 @@ def replies_select(q: Query, cal: Calendar | None = None) -> Select[Any]:
         )
         .join(c, c.id == waited.c.cid)
         .where(
+            # Said of the conversations too: then they are read once, in id order beside
+            # the waits, not probed once per wait.
+            q.conversations(c.id),
             waited.c.direction == "outbound",
             waited.c.previous == "inbound",
             waited.c.kind == "agent",
@@ -473,7 +476,9 @@ def _selects(q: Query, cal: Calendar | None, scoped: Sequence[Query]) -> dict[st
     }
 
 
-# Statements whose joins the planner misjudges when they read everything (see whole_tables).
+# Statements whose joins the planner misjudges (see whole_tables): the waits, millions of
+# them when they read everything, joined to their conversations; for a few conversations,
+# merged with them (both come in conversation id order) instead of a probe per wait.
 _WHOLE = ("replies",)
 # The fills, slowest first (so that fills side by side end close together).
 FILLS = ("replies", "convs", "traffic", "sends", "touches")
@@ -489,10 +494,10 @@ class Fill:
     lookups: bool
 
     def run(self, conn: Connection) -> None:
-        if self.lookups:
-            strategy = index_lookups(conn)
+        if self.name in _WHOLE:
+            strategy = whole_tables(conn)
         else:
-            strategy = whole_tables(conn) if self.name in _WHOLE else nullcontext()
+            strategy = index_lookups(conn) if self.lookups else nullcontext()
         with strategy:
             conn.execute(self.create)
         if conn.dialect.name == "postgresql" and not self.lookups:
