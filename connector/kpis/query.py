@@ -132,7 +132,10 @@ class Query:
     def own_conversations(self, cid: Any) -> ColumnElement[bool]:
         """Restrict a conversation-id column to the wanted keys' own conversations."""
         mine = aliased(Conversation, name="own_conversation")  # never correlated outwards
-        own = select(mine.id).where(self.own(mine))
+        # The keys' own conversations are among the touched ones (``touching``): said
+        # through the keys alone, their index leads (293 deals: 293 probes, not one per
+        # touched conversation of every scope computed together, 40 000).
+        own = select(mine.id).where(self.only(self.conv_column(mine)))
         return any_id(cid, own) if self.probes else cid.in_(own)
 
     @property
