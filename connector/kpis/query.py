@@ -313,6 +313,11 @@ class KeysCopy:
     ids: list[tuple[Column[Any], list[Any]]]
     touched: list[int] | None
 
+    def with_ids(self, column: Column[Any], values: list[Any]) -> KeysCopy:
+        """The same copy with ``values`` as the ids of ``column``'s keys table."""
+        ids = [(c, values if c is column else v) for c, v in self.ids]
+        return KeysCopy(ids, self.touched)
+
     def __call__(self, conn: Connection, tables: Collection[Any] | None = None) -> None:
         """Load copies of them on ``conn``: all, or those of ``tables`` (what one statement
         reads: copying the touched conversations for a statement that never reads them

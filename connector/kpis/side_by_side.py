@@ -24,21 +24,23 @@ import re
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
+from functools import partial
 from queue import Full, Queue
-from threading import Event
+from threading import Event, Semaphore
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import compiler
 from sqlalchemy.sql.util import find_tables
 
 from connector.kpis import utilization
 from connector.kpis.business_hours import Calendar
-from connector.kpis.query import Query, keys_loader, load
+from connector.kpis.query import KeysCopy, Query, keys_loader, load
 from connector.kpis.sources import Fill, Sources, fills
 from connector.kpis.sql import FETCH, tune
 
@@ -49,6 +51,8 @@ logger = structlog.get_logger(__name__)
 
 WORKERS = 2  # connections filling the sources
 AHEAD = 6  # scope statements at once (all six: the biggest need not wait for the rest)
+SPANS = 2  # statements computing one scope's ids side by side (one per core here)
+SPAN_IDS = 4_000  # ...for a scope with at least this many ids
 BLOCKS = 4  # blocks of FETCH rows a scope's reader may run ahead of the caller
 STEM = "kpi_run"
 _NAME = re.compile(rf"^{STEM}(\d+)_[a-z_]+$")
@@ -99,10 +103,14 @@ def sources(
 
 
 def groups(
-    session: Session, queries: Sequence[Query], cal: Calendar | None
-) -> Iterator[tuple[list[Query], Sources, Prepare]]:
+    session: Session,
+    queries: Sequence[Query],
+    cal: Calendar | None,
+    make_plans: Callable[[list[Query], Sources], list[Plan]],
+) -> Iterator[tuple[list[Query], Sources, Prepare, list[Plan]]]:
     """For a computation over given ids: each group of ``query.load`` with its sources
-    filled side by side (dropped when the next group is asked for, or on close).
+    filled side by side (dropped when the next group is asked for, or on close), and its
+    plans (``make_plans``, made and compiled while the fills run).
 
     Another connection loads the ids and the conversations they touch (this transaction
     stays unwritten, so the next computation in it can spread too), and every connection
@@ -115,8 +123,14 @@ def groups(
     _sweep(engine)
     for found in loaded:
         group = [replace(q, session=session) for q in found]
-        with _filled(engine, pid, snapshot, group[0], cal, prepare, group) as src:
-            yield group, src, prepare
+        made: list[Plan] = []
+
+        def meanwhile(src: Sources, group: list[Query] = group, made: list[Plan] = made) -> None:
+            made.extend(make_plans(group, src))
+            _compile_ahead(engine, [p.stmt for p in made])
+
+        with _filled(engine, pid, snapshot, group[0], cal, prepare, group, meanwhile) as src:
+            yield group, src, prepare, made
 
 
 def _export(session: Session) -> tuple[int, str]:
@@ -145,61 +159,148 @@ def _filled(
     cal: Calendar | None,
     prepare: Prepare,
     scoped: Sequence[Query] = (),
+    meanwhile: Callable[[Sources], None] | None = None,
 ) -> Iterator[Sources]:
+    """The sources filled; ``meanwhile(sources)`` runs beside the fills, and for each of
+    the ``scoped`` queries (their statements run side by side next) a connection beyond
+    the fills' is opened then too."""
     src, todo = fills(q, cal, stem=f"{STEM}{pid}", kind="UNLOGGED", scoped=scoped)
+
+    def beside() -> None:
+        _warm(engine, sum(span_count(each) for each in scoped) - WORKERS)
+        if meanwhile is not None:
+            meanwhile(src)
+
     try:
-        _fill(engine, snapshot, todo, prepare)
+        _fill(engine, snapshot, todo, prepare, beside)
         yield src
     finally:
-        _drop(engine, [fill.create.name for fill in todo])
+        _drop(engine, [name for fill in todo for name in fill.tables])
 
 
-def _fill(engine: Engine, snapshot: str, todo: list[Fill], prepare: Prepare) -> None:
+def _fill(
+    engine: Engine, snapshot: str, todo: list[Fill], prepare: Prepare, beside: Callable[[], None]
+) -> None:
     """Each worker takes the next fill until none is left; one transaction per worker, in
-    the exported snapshot, committed once its fills are done."""
+    the exported snapshot, committed once its fills are done; ``beside`` runs meanwhile
+    (the main thread only waits), once every worker is filling: by then the workers hold
+    the pool's warm connections, and its Python no longer delays their start."""
     pending = deque(todo)
+    filling = Semaphore(0)
 
     def work() -> None:
-        with _in_snapshot(engine, snapshot) as conn:
-            prepare(conn, None)
-            while pending:
-                try:
-                    fill = pending.popleft()
-                except IndexError:  # another worker took the last one
-                    break
-                fill.run(conn)
-            conn.commit()
+        try:
+            with _in_snapshot(engine, snapshot) as conn:
+                prepare(conn, None)
+                filling.release()
+                while pending:
+                    try:
+                        fill = pending.popleft()
+                    except IndexError:  # another worker took the last one
+                        break
+                    fill.run(conn)
+                conn.commit()
+        finally:
+            filling.release()  # a worker that failed early must not hold ``beside`` up
 
-    with ThreadPoolExecutor(WORKERS, thread_name_prefix="kpi-fill") as pool:
-        for future in [pool.submit(work) for _ in range(WORKERS)]:
+    def after_start() -> None:
+        for _ in range(WORKERS):
+            filling.acquire()
+        beside()
+
+    with ThreadPoolExecutor(WORKERS + 1, thread_name_prefix="kpi-fill") as pool:
+        workers = [pool.submit(work) for _ in range(WORKERS)]
+        meanwhile = pool.submit(after_start)
+        for future in workers:
             future.result()
+        meanwhile.result()
+
+
+def _compile_ahead(engine: Engine, stmts: Sequence[Any]) -> None:
+    """Put the statements in the engine's statement cache, as ``Connection.execute`` would
+    (no parameters, no schema translation): the scopes' statements start at once, and a
+    statement's compilation (a few hundredths of a second, a tenth for the first one in a
+    process) holds the GIL the others need to start theirs. Only an optimisation: on an
+    SQLAlchemy whose internals differ, the statements are compiled when they run."""
+    dialect = engine.dialect
+    try:
+        for stmt in stmts:
+            stmt._compile_w_cache(
+                dialect=dialect,
+                compiled_cache=engine._compiled_cache,
+                column_keys=[],
+                for_executemany=False,
+                schema_translate_map=None,
+                linting=dialect.compiler_linting | compiler.WARN_LINTING,
+            )
+    except (AttributeError, TypeError) as exc:
+        logger.warning("kpi_compile_ahead_failed", error=str(exc))
+
+
+def _warm(engine: Engine, n: int) -> None:
+    """Open ``n`` connections and give them back to the pool: a new backend's first
+    temporary table (its temporary schema, its catalog caches) costs about a tenth of a
+    second, which a scope's statement would otherwise wait for."""
+    with ExitStack() as opened:
+        for _ in range(n):
+            conn = opened.enter_context(engine.connect())
+            conn.execute(text("CREATE TEMPORARY TABLE kpi_warm (x integer) ON COMMIT DROP"))
+            conn.commit()
 
 
 def stream(
     session: Session, plans: Sequence[Plan], src: Sources, prepare: Prepare = _nothing
 ) -> Iterator[Iterator[tuple[Query, str, dict[str, Any]]]]:
-    """Each plan's keys and KPIs, its statement run on its own connection; plan after plan
-    in the order their first rows arrive (a small scope's rows need not wait behind a big
-    one's).
+    """Each plan's keys and KPIs, its statement run on its own connection (a scope with
+    many ids: on ``SPANS`` connections, each holding a share of the ids); in the order
+    their first rows arrive (a small scope's rows need not wait behind a big one's).
 
     Read each before asking for the next: the readers stop when this generator ends.
     """
     engine = _engine(session)
     stop = Event()
-    boxes: list[Queue[tuple[str, Any]]] = [Queue(maxsize=BLOCKS) for _ in plans]
-    ready: Queue[int] = Queue()  # the index of each plan once its first rows are boxed
-    pool = ThreadPoolExecutor(AHEAD, thread_name_prefix="kpi-scope")
+    jobs = [job for plan in plans for job in _spans(plan, prepare)]
+    boxes: list[Queue[tuple[str, Any]]] = [Queue(maxsize=BLOCKS) for _ in jobs]
+    ready: Queue[int] = Queue()  # the index of each job once its first rows are boxed
+    pool = ThreadPoolExecutor(max(AHEAD, len(jobs)), thread_name_prefix="kpi-scope")
     try:
-        # The pool starts them in this order (AHEAD at a time: every scope at once).
-        for i, (plan, box) in enumerate(zip(plans, boxes, strict=True)):
-            pool.submit(_produce, engine, plan, src, prepare, box, stop, lambda i=i: ready.put(i))
-        for _ in plans:
+        # The pool starts them in this order, every one at once, the job with the most ids
+        # first: the long pole's statement starts first.
+        for i in sorted(range(len(jobs)), key=lambda i: -jobs[i][2]):
+            plan, keys, _ = jobs[i]
+            announce = partial(ready.put, i)
+            pool.submit(_produce, engine, plan, src, keys, boxes[i], stop, announce)
+        for _ in jobs:
             i = ready.get()
             extra = _take(boxes[i])
-            yield plans[i].read(_blocks(boxes[i]), extra)
+            yield jobs[i][0].read(_blocks(boxes[i]), extra)
     finally:
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def span_count(q: Query) -> int:
+    """How many statements compute ``q``'s ids side by side: one, or ``SPANS`` for a scope
+    with at least ``SPAN_IDS`` ids and no per-key extras (utilization is per agent)."""
+    many = q.ids is not None and len(q.ids) >= SPAN_IDS
+    return SPANS if many and q.scope not in ("account", "agent") else 1
+
+
+def _spans(plan: Plan, prepare: Prepare) -> list[tuple[Plan, Prepare, int]]:
+    """The plan's statement, each with what its connection loads, and its number of ids.
+
+    The statement reads the scope's keys table, which each connection fills itself: with
+    a share of the ids each, the same statement computes a share of the keys (the ids are
+    disjoint, so are the rows), and the two cores share the long pole's aggregation."""
+    q = plan.q
+    count = len(q.ids or ())
+    n = span_count(q)
+    if n == 1 or not isinstance(prepare, KeysCopy):
+        return [(plan, prepare, count)]
+    values = q.key_values()
+    size = -(-len(values) // n)
+    shares = [values[i : i + size] for i in range(0, len(values), size)]
+    return [(plan, prepare.with_ids(q.key_column(), share), len(share)) for share in shares]
 
 
 def _produce(

@@ -40,7 +40,9 @@ from sqlalchemy import (
     select,
     text,
     true,
+    type_coerce,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import FromClause
@@ -71,9 +73,14 @@ def _when(cond: Any, value: Any) -> Any:
     return case((cond, value))
 
 
-def facts_select(q: Query, own: Callable[[Any], Any] | None = None) -> Select[Any]:
-    """Per conversation (``own`` restricts the conversation ids; default: the touched)."""
+def facts_select(
+    q: Query, own: Callable[[Any], Any] | None = None, traffic: FromClause | None = None
+) -> Select[Any]:
+    """Per conversation (``own`` restricts the conversation ids; default: the touched);
+    from the ``traffic`` table when given (``traffic_select(q, facts=True)``)."""
     own = own or q.conversations
+    if traffic is not None:
+        return _facts_from_traffic(own, traffic)
     m = Message
     inbound, outbound, human = (
         m.direction == "inbound",
@@ -121,14 +128,46 @@ def facts_select(q: Query, own: Callable[[Any], Any] | None = None) -> Select[An
     )
 
 
-def conversations_select(q: Query, cal: Calendar | None) -> Select[Any]:
-    """One row per conversation with every conversation-level measure worked out once.
+def _first(value: Any, where: Any, *order: Any) -> Any:
+    """PostgreSQL: ``value`` of the first row in ``order`` among those ``where`` holds (an
+    aggregate; NULL when there is none)."""
+    ordered = func.array_agg(postgresql.aggregate_order_by(value, *order)).filter(where)
+    return type_coerce(ordered, postgresql.ARRAY(value.type))[1]
+
+
+def _facts_from_traffic(own: Callable[[Any], Any], traffic: FromClause) -> Select[Any]:
+    """``facts_select`` over the traffic rows of each conversation (a few per conversation,
+    their messages already read once for the traffic); the first human agent is the agent
+    of the row whose first human message comes first (by time, then message id)."""
+    t = traffic.c
+    humans = t.humans > 0
+    first_agent = _first(t.agent_id, humans, t.first_human, t.first_human_id)
+    return (
+        select(
+            t.conversation_id.label("cid"),
+            func.min(t.first_in).label("first_in"),
+            func.min(t.first_out).label("first_out"),
+            func.min(t.first_human).label("first_human"),
+            func.sum(t.humans).label("humans"),
+            func.count(func.distinct(_when(t.humans > 0, t.agent_id))).label("human_agents"),
+            first_agent.label("first_human_agent"),
+        )
+        .where(own(t.conversation_id))
+        .group_by(t.conversation_id)
+    )
+
+
+def conversations_select(
+    q: Query, cal: Calendar | None, traffic: FromClause | None = None
+) -> Select[Any]:
+    """One row per conversation with every conversation-level measure worked out once;
+    the facts from ``traffic`` when given (filled first, with ``facts``).
 
     frt / frt_human only for customer-initiated conversations with a reply; art and the
     resolution flags only for resolved conversations a customer wrote in (DESIGN §4 [code]).
     """
     c = Conversation
-    f, on_facts = _per_conversation(q, c, "facts", lambda own: facts_select(q, own))
+    f, on_facts = _per_conversation(q, c, "facts", lambda own: facts_select(q, own, traffic))
     customer = c.initiated_by == "customer"
     first_in, first_out, first_human = (
         epoch(f.c.first_in),
@@ -312,10 +351,38 @@ def replies_select(q: Query, cal: Calendar | None = None) -> Select[Any]:
 _WAIT_SCOPES = tuple(name for name in SCOPE_COLUMNS if name != "agent_id")
 
 
-def traffic_select(q: Query) -> Select[Any]:
+def traffic_select(q: Query, facts: bool = False) -> Select[Any]:
+    """Message counts, statuses and cost in the period per (conversation, agent, campaign,
+    contact, business number).
+
+    ``facts``: every message of the conversations, not only the period's (rows with none in
+    the period count zero), and per row its first inbound, outbound and human message and
+    its human messages, from which ``facts_select`` takes each conversation's facts: the
+    touched conversations' messages are then read once for both.
+    """
     m = Message
-    outbound = m.direction == "outbound"
+    inbound, outbound, human = (
+        m.direction == "inbound",
+        m.direction == "outbound",
+        m.sender_kind == "agent",
+    )
     sent = and_(outbound, m.status.is_not(None))
+    period = q.in_period(m.timestamp)
+    # With the facts the period moves from the rows read to what is counted.
+    where = [conversational(), q.conversations(m.conversation_id)]
+    if not facts:
+        where.append(period)
+
+    def counted(cond: Any) -> Any:
+        return and_(period, cond) if facts else cond
+
+    firsts = [
+        func.min(_when(inbound, m.timestamp)).label("first_in"),
+        func.min(_when(outbound, m.timestamp)).label("first_out"),
+        func.min(_when(human, m.timestamp)).label("first_human"),
+        count_if(human).label("humans"),
+        _first(m.id, human, m.timestamp, m.id).label("first_human_id"),
+    ]
     return (
         select(
             m.conversation_id,
@@ -323,17 +390,18 @@ def traffic_select(q: Query) -> Select[Any]:
             m.campaign_id,
             m.contact_id,
             m.business_number_id,
-            count_if(m.direction == "inbound").label("inbound"),
-            count_if(outbound).label("outbound"),
-            count_if(sent).label("sent"),
-            count_if(and_(sent, func.coalesce(m.delivered_at, m.read_at).is_not(None))).label(
-                "reached"
-            ),
-            count_if(and_(outbound, m.read_at.is_not(None))).label("read"),
-            count_if(and_(outbound, m.failed_at.is_not(None))).label("failed"),
-            func.sum(_when(outbound, m.cost)).label("cost"),
+            count_if(counted(inbound)).label("inbound"),
+            count_if(counted(outbound)).label("outbound"),
+            count_if(counted(sent)).label("sent"),
+            count_if(
+                counted(and_(sent, func.coalesce(m.delivered_at, m.read_at).is_not(None)))
+            ).label("reached"),
+            count_if(counted(and_(outbound, m.read_at.is_not(None)))).label("read"),
+            count_if(counted(and_(outbound, m.failed_at.is_not(None)))).label("failed"),
+            func.sum(_when(counted(outbound), m.cost)).label("cost"),
+            *(firsts if facts else ()),
         )
-        .where(conversational(), q.in_period(m.timestamp), q.conversations(m.conversation_id))
+        .where(*where)
         .group_by(m.conversation_id, m.agent_id, m.campaign_id, m.contact_id, m.business_number_id)
     )
 
@@ -383,9 +451,11 @@ def _tables(
     stem: str = "kpi",
     kind: str = "TEMPORARY",
     scopes: Sequence[str] = (),
+    facts: bool = False,
 ) -> dict[str, Table]:
     """The tables ``stem_<name>`` (their columns depend on whether business hours are on),
-    with ``stem_sends_<scope>`` for each of ``scopes`` instead of one ``stem_sends``.
+    with ``stem_sends_<scope>`` for each of ``scopes`` instead of one ``stem_sends``, and
+    the conversations' facts in the traffic with ``facts`` (``traffic_select``).
 
     No secondary indexes: every scope reads each of them whole, grouped by its key (an
     incremental run's tables hold only the touched conversations).
@@ -430,6 +500,15 @@ def _tables(
             for name in ("inbound", "outbound", "sent", "reached", "read", "failed")
         ),
         Column("cost", Float),
+        *(
+            [
+                *(Column(name, UTCDateTime()) for name in ("first_in", "first_out", "first_human")),
+                Column("humans", Integer),
+                Column("first_human_id", _ID),
+            ]
+            if facts
+            else []
+        ),
         **temporary,
     )
     touches = Table(
@@ -465,12 +544,15 @@ def _send_names(scopes: Sequence[str]) -> list[str]:
     return [f"sends_{scope}" for scope in scopes] or ["sends"]
 
 
-def _selects(q: Query, cal: Calendar | None, scoped: Sequence[Query]) -> dict[str, Select[Any]]:
+def _selects(
+    q: Query, cal: Calendar | None, scoped: Sequence[Query], tables: dict[str, Table]
+) -> dict[str, Select[Any]]:
     sends = {f"sends_{each.scope}": messaging.sends_select(each) for each in scoped}
+    facts = _facts_in_traffic(q)
     return {
-        "convs": conversations_select(q, cal),
+        "convs": conversations_select(q, cal, tables["traffic"] if facts else None),
         "replies": replies_select(q, cal),
-        "traffic": traffic_select(q),
+        "traffic": traffic_select(q, facts),
         "touches": revenue.touches_select(q),
         **(sends or {"sends": messaging.sends_select(q)}),
     }
@@ -482,16 +564,34 @@ def _selects(q: Query, cal: Calendar | None, scoped: Sequence[Query]) -> dict[st
 _WHOLE = ("replies",)
 # The fills, slowest first (so that fills side by side end close together).
 FILLS = ("replies", "convs", "traffic", "sends", "touches")
+# With the facts in the traffic, the conversations are filled right after the traffic on
+# the same connection (the only one that sees it before it commits): one unit, the first.
+FILLS_FACTS = ("traffic", "replies", "sends", "touches")
+
+
+def _facts_in_traffic(q: Query) -> bool:
+    """A few touched conversations on PostgreSQL: their messages read once for the
+    traffic and the facts (each conversation's facts are then a probe of its traffic rows,
+    cheaper than one of its messages)."""
+    return q.probes
 
 
 @dataclass(frozen=True, slots=True)
 class Fill:
     """``CREATE … TABLE AS`` one source, then ANALYZE it (PostgreSQL, unless it holds a
-    few conversations' rows)."""
+    few conversations' rows), index it on ``index`` if given, then run ``then`` (fills
+    that read it)."""
 
     name: str
     create: CreateTableAs
     lookups: bool
+    index: str | None = None
+    then: tuple[Fill, ...] = ()
+
+    @property
+    def tables(self) -> list[str]:
+        """The tables this fill (and what it runs next) creates."""
+        return [self.create.name, *(name for fill in self.then for name in fill.tables)]
 
     def run(self, conn: Connection) -> None:
         if self.name in _WHOLE:
@@ -500,11 +600,16 @@ class Fill:
             strategy = index_lookups(conn) if self.lookups else nullcontext()
         with strategy:
             conn.execute(self.create)
+        if self.index is not None:
+            name = self.create.name
+            conn.execute(text(f'CREATE INDEX "{name}_{self.index}" ON "{name}" ({self.index})'))
         if conn.dialect.name == "postgresql" and not self.lookups:
             # Autovacuum never analyses temporary tables; the planner needs row counts. A
             # few conversations' tables are read whole, and an unanalysed table's size is
             # still taken from its pages: ANALYZE would cost more than it saves there.
             conn.execute(text(f"ANALYZE {self.create.name}"))
+        for fill in self.then:
+            fill.run(conn)
 
 
 def fills(
@@ -515,22 +620,30 @@ def fills(
     scoped: Sequence[Query] = (),
 ) -> tuple[Sources, list[Fill]]:
     """The tables for ``q``'s period and conversations (what the families read), and the
-    statements that fill them, in ``FILLS`` order.
+    statements that fill them, in ``FILLS`` order (``FILLS_FACTS`` with the facts in the
+    traffic).
 
     ``scoped``: queries of a group computed together (they share ``q``'s conversations);
     each gets its own campaign sends (``Sources.of``).
     """
     scopes = [each.scope for each in scoped]
-    tables = _tables(cal, stem, kind, scopes)
-    selects = _selects(q, cal, scoped)
+    facts = _facts_in_traffic(q)
+    tables = _tables(cal, stem, kind, scopes, facts)
+    selects = _selects(q, cal, scoped, tables)
+
+    def fill(each: str, name: str, **more: Any) -> Fill:
+        table = tables[each]
+        found = selects[each].subquery(name)
+        # Columns in the order and with the names the table describes.
+        stmt = select(*(found.c[c.name] for c in table.c))
+        return Fill(each, CreateTableAs(table.name, stmt, kind), q.lookups, **more)
+
     out = []
-    for name in FILLS:
-        for each in _send_names(scopes) if name == "sends" else [name]:
-            table = tables[each]
-            found = selects[each].subquery(name)
-            # Columns in the order and with the names the table describes.
-            stmt = select(*(found.c[c.name] for c in table.c))
-            out.append(Fill(each, CreateTableAs(table.name, stmt, kind), q.lookups))
+    for name in FILLS_FACTS if facts else FILLS:
+        if facts and name == "traffic":
+            out.append(fill(name, name, index="conversation_id", then=(fill("convs", "convs"),)))
+            continue
+        out += [fill(each, name) for each in (_send_names(scopes) if name == "sends" else [name])]
     shared = {name: tables[name] for name in ("convs", "replies", "traffic", "touches")}
     sends = {scope: tables[f"sends_{scope}"] for scope in scopes}
     # Scoped, ``sends`` is the first scope's: every statement reads its own (``plan`` asks

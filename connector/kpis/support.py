@@ -127,7 +127,10 @@ def _traffic_part(q: Query, src: Sources, col: Any, *, volume: bool, delivery: b
     stmt = select(key.label("k"), *(func.sum(t.c[name]) for name in names)).select_from(t)
     if q.scope in ("deal", "campaign"):  # keyed by (or falling back on) the conversation's tag
         stmt = stmt.outerjoin(v, v.c.cid == t.c.conversation_id)
-    stmt = stmt.where(q.only(col)).group_by(key)
+    # Rows with no message in the period (the traffic then also carries the conversations'
+    # facts, ``sources.traffic_select``) count for nothing and make no key.
+    in_period = t.c.inbound + t.c.outbound > 0
+    stmt = stmt.where(q.only(col), in_period).group_by(key)
 
     def read(row: Sequence[Any]) -> dict[str, Any]:
         sums = dict(zip(names, row, strict=True))

@@ -180,6 +180,40 @@ def test_incremental_ids_give_the_same_numbers(
             assert alone == {key: values}, key
 
 
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_first_human_agent_tie_goes_to_the_first_recorded(
+    client: Any, signer: Any, auth: dict[str, str], db: Any, strategy: str, monkeypatch: Any
+) -> None:
+    """Two agents answer in the same second: the conversation's first human agent is the
+    one whose message was recorded first (the lower message id), whatever their agent ids.
+
+    dave is seen first (the lower agent id); in the tied conversation erin's reply is
+    recorded before dave's, so erin gets its first human response: 10 s, count 1."""
+    from sqlalchemy import select
+
+    from connector.kpis import KpiOptions, compute, query
+    from connector.models import Agent
+
+    monkeypatch.setattr(query, "LOOKUP_SHARE", STRATEGIES[strategy][0])
+    monkeypatch.setattr(query, "SCAN_SHARE", STRATEGIES[strategy][1])
+    t = Timeline(client, signer, auth, db)
+    t.inbound(WA2, at(0))
+    t.outbound(WA2, at(1), agent_id="dave")
+    t.inbound(WA1, at(days=1))
+    t.outbound(WA1, at(days=1, minutes=10 / 60), agent_id="erin")
+    t.outbound(WA1, at(days=1, minutes=10 / 60), agent_id="dave")
+    with db.session() as session:
+        ids = {a.external_id: str(a.id) for a in session.scalars(select(Agent))}
+        assert int(ids["dave"]) < int(ids["erin"])
+        wanted = [ids["dave"], ids["erin"]]
+        found = compute(session, KpiOptions(), "agent", Period(), wanted, now=at(days=400))
+    assert found[ids["erin"]]["frt_human"]["count"] == 1  # the tied conversation
+    assert found[ids["erin"]]["frt_human"]["mean"] == 10.0
+    assert found[ids["dave"]]["frt_human"]["count"] == 1  # only his own first conversation
+    assert found[ids["dave"]]["frt_human"]["mean"] == 60.0
+    assert found == t.kpis("agent")
+
+
 def test_full_recompute_from_temporary_tables_matches(timeline: Timeline) -> None:
     """compute_all materialises the message aggregates once; the numbers are the same."""
     from connector.kpis import SCOPES, KpiOptions, Period
