@@ -288,7 +288,6 @@ def wb_line(m: Measure) -> str:
 
 def measure_writeback(args: argparse.Namespace, url: str, full: bool, plans: Path) -> Measure:
     argv = ["--child", "writeback", "--url", url, "--plans", str(plans)]
-    argv += ["--explain", str(args.explain), "--explain-over", str(args.explain_over)]
     argv += ["--wb-full"] if full else []
     answer, rss, error = child(argv, args.timeout)
     if answer is None:
@@ -304,7 +303,9 @@ class StatementLog:
     execute time and its span (until the same thread's next statement starts: fetching and
     Python work included; spans of threads working side by side overlap). Statements slower
     than ``explain_over`` are explained right away (the tables of a full recompute exist
-    only then); that time is left out."""
+    only then), so a log that explains is for a pass whose time is not taken: on PostgreSQL
+    the other connections keep working while one explains, and no subtraction could tell
+    how much of the pause they filled."""
 
     def __init__(self, engine: Any, explain: int, explain_over: float, plans: Path) -> None:
         from sqlalchemy import event
@@ -314,8 +315,15 @@ class StatementLog:
         self.lock = threading.Lock()
         self.explain_left, self.explain_over, self.plans = explain, explain_over, plans
         self.label = ""
+        self.engine = engine
         event.listen(engine, "before_cursor_execute", self._before)
         event.listen(engine, "after_cursor_execute", self._after)
+
+    def detach(self) -> None:
+        from sqlalchemy import event
+
+        event.remove(self.engine, "before_cursor_execute", self._before)
+        event.remove(self.engine, "after_cursor_execute", self._after)
 
     def _before(self, conn: Any, cursor: Any, sql: str, params: Any, *_: Any) -> None:
         now = time.perf_counter()
@@ -325,7 +333,6 @@ class StatementLog:
             "function": function,
             "scope": scope,
             "started": now,
-            "paused": 0.0,
             "exec_s": None,
             "span_s": None,
             "sql": sql,
@@ -333,6 +340,7 @@ class StatementLog:
             "plan": None,
         }
         with self.lock:
+            entry["n"] = len(self.entries)  # its plan file's name, unique across threads
             self.entries.append(entry)
         self.last[threading.get_ident()] = entry
 
@@ -343,28 +351,34 @@ class StatementLog:
             explain_it = self.explain_left > 0 and entry["exec_s"] >= self.explain_over
             self.explain_left -= explain_it
         if explain_it:
-            paused = time.perf_counter()
-            entry["plan"] = explain(conn, entry, self.plans, f"{self.label}-{len(self.entries)}")
-            entry["paused"] += time.perf_counter() - paused
+            entry["plan"] = explain(conn, entry, self.plans, f"{self.label}-{entry['n']}")
 
-    def paused(self) -> float:
-        return sum(e["paused"] for e in self.entries)
+    def slow(self) -> bool:
+        """Whether a pass with this log's threshold would explain anything."""
+        return any((e["exec_s"] or 0.0) >= self.explain_over for e in self.entries)
+
+    def plans_of(self, other: StatementLog) -> None:
+        """Give this log's statements the plans ``other`` (an explaining pass of the same
+        computation) found for the same statement (same function, scope and SQL, the
+        tables' per-run names aside)."""
+        found = {_same(e): e["plan"] for e in other.entries if e["plan"]}
+        for e in self.entries:
+            e["plan"] = found.get(_same(e))
 
     def fills_end(self) -> float:
-        """When the last statement filling a source returned (its explain time left out)."""
+        """When the last statement filling a source returned."""
         fills = [e for e in self.entries if e["function"] == FILL and e["exec_s"] is not None]
-        end = max((e["started"] + e["exec_s"] for e in fills), default=0.0)
-        return end - sum(e["paused"] for e in self.entries if e["started"] < end)
+        return max((e["started"] + e["exec_s"] for e in fills), default=0.0)
 
     def _close_thread(self, now: float) -> None:
         last = self.last.pop(threading.get_ident(), None)
         if last is not None and last["span_s"] is None:
-            last["span_s"] = now - last["started"] - last["paused"]
+            last["span_s"] = now - last["started"]
 
     def close(self, now: float) -> None:
         for last in list(self.last.values()):
             if last["span_s"] is None:
-                last["span_s"] = now - last["started"] - last["paused"]
+                last["span_s"] = now - last["started"]
         self.last.clear()
 
     def summary(self) -> dict[str, Any]:
@@ -414,26 +428,55 @@ def _kpi_caller() -> tuple[str, str]:
     return (function if function != "other" else fallback), scope
 
 
+def _same(entry: dict[str, Any]) -> tuple[str, str, str]:
+    """A statement as two passes of one computation both issue it (each run's shared
+    tables are named after its connection's backend pid)."""
+    return entry["function"], entry["scope"], re.sub(r"kpi_run\d+_", "kpi_run_", entry["sql"])
+
+
 def run_compute(args: argparse.Namespace) -> dict[str, Any]:
     """``compute`` for one scope (ids from ``--ids-file`` when given), or every scope:
-    ``compute_all`` when the engine has it and ``--full all``, else one ``compute`` each."""
+    ``compute_all`` when the engine has it and ``--full all``, else one ``compute`` each.
+    The timed pass explains nothing; when one of its statements took ``--explain-over`` or
+    more, the same computation runs again, untimed, to explain them."""
+    from connector.db import make_engine
+
+    engine = make_engine(args.url)
+    touched = json.loads(Path(args.ids_file).read_text()) if args.ids_file else None
+    label = f"{engine.dialect.name}-{'inc' if touched else 'full'}-{args.scope}"
+    log_ = StatementLog(engine, 0, args.explain_over, Path(args.plans))
+    seconds, method, keys, ends, started = _compute_once(engine, args, touched, log_)
+    log_.detach()
+    if args.explain > 0 and log_.slow():
+        again = StatementLog(engine, args.explain, args.explain_over, Path(args.plans))
+        again.label = label
+        _compute_once(engine, args, touched, again)
+        again.detach()
+        log_.plans_of(again)
+    engine.dispose()
+    summary = log_.summary()
+    if ends:
+        summary["by_scope"] = _wall_by_scope(started, log_.fills_end(), ends)
+    return {"seconds": seconds, "method": method, "keys": keys, **summary}
+
+
+def _compute_once(
+    engine: Any, args: argparse.Namespace, touched: dict[str, Any] | None, log_: StatementLog
+) -> tuple[float, str, dict[str, int], dict[str, float], float]:
+    """One computation: (seconds, method, keys per scope, when each scope's last chunk
+    arrived (``compute_all``), when it started)."""
     from sqlalchemy.orm import Session
 
     from connector import kpis
-    from connector.db import make_engine
     from connector.kpis import KpiOptions, Period
     from connector.kpis import engine as kpi_engine
 
-    engine = make_engine(args.url)
-    log_ = StatementLog(engine, args.explain, args.explain_over, Path(args.plans))
     now = datetime.fromtimestamp(NOW, UTC)
     opts, period = KpiOptions(), Period()
-    touched = json.loads(Path(args.ids_file).read_text()) if args.ids_file else None
     ids = None if touched is None else touched.get(args.scope)
-    log_.label = f"{engine.dialect.name}-{'inc' if touched else 'full'}-{args.scope}"
     compute_all = getattr(kpi_engine, "compute_all", None)
     keys: dict[str, int] = defaultdict(int)
-    ends: dict[str, float] = {}  # compute_all: when each scope's last chunk arrived
+    ends: dict[str, float] = {}
     with Session(engine) as session:
         started = time.perf_counter()
         if args.scope == "records" and touched is not None:
@@ -452,20 +495,15 @@ def run_compute(args: argparse.Namespace) -> dict[str, Any]:
             # A dict of scopes, or (scope, chunk of keys) pairs consumed as they come.
             for scope, result in out.items() if isinstance(out, dict) else out:
                 keys[scope] += len(result)
-                ends[scope] = time.perf_counter() - log_.paused()
+                ends[scope] = time.perf_counter()
         else:
             method = "compute per scope"
             for scope in SCOPES:
                 keys[scope] = len(kpis.compute(session, opts, scope, period, now=now))
-        # EXPLAIN ANALYZE re-runs of slow statements are not the computation's time.
-        seconds = time.perf_counter() - started - log_.paused()
+        seconds = time.perf_counter() - started
         log_.close(time.perf_counter())
         session.rollback()
-    engine.dispose()
-    summary = log_.summary()
-    if ends:
-        summary["by_scope"] = _wall_by_scope(started, log_.fills_end(), ends)
-    return {"seconds": seconds, "method": method, "keys": dict(keys), **summary}
+    return seconds, method, dict(keys), ends, started
 
 
 def _wall_by_scope(started: float, fills_end: float, ends: dict[str, float]) -> dict[str, float]:
@@ -611,8 +649,9 @@ def run_writeback(args: argparse.Namespace) -> dict[str, Any]:
         for k, st, sc, o, f, t in MAPPINGS
     ]
     db = make_database(args.url)
-    log_ = StatementLog(db.engine, args.explain, args.explain_over, Path(args.plans))
-    log_.label = f"{db.engine.dialect.name}-writeback-{'full' if args.wb_full else 'inc'}"
+    # Never explains: it stores what it computed, so a second pass would not repeat the
+    # first, and the compute children explain the same statements.
+    log_ = StatementLog(db.engine, 0, args.explain_over, Path(args.plans))
     started = time.perf_counter()
     stats = writeback.run(
         db,
@@ -621,7 +660,7 @@ def run_writeback(args: argparse.Namespace) -> dict[str, Any]:
         now=datetime.fromtimestamp(NOW, UTC),
         full=args.wb_full,
     )
-    seconds = time.perf_counter() - started - log_.paused()
+    seconds = time.perf_counter() - started
     log_.close(time.perf_counter())
     db.dispose()
     return {"seconds": seconds, "method": stats.summary(), "keys": stats.computed, **log_.summary()}
