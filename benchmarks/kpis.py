@@ -29,7 +29,8 @@ For each size (``--fractions`` of ``--conversations``; ``--quick`` = 20 000) and
 Every statement is timed and attributed to the KPI function (and scope) that issued it;
 statements slower than ``--explain-over`` seconds (up to ``--explain`` per child) run again
 under ``EXPLAIN (ANALYZE, BUFFERS)`` (PostgreSQL, in a savepoint) or ``EXPLAIN QUERY PLAN``
-(SQLite), saved as text under ``benchmarks/results/kpis-<timestamp>/``.
+(SQLite), in a second, untimed pass of the computation, saved as text under
+``benchmarks/results/kpis-<timestamp>/``.
 
 Targets (issue 4): full recompute on PostgreSQL < 60 s, incremental < 2 s, peak RSS
 < 300 MB, cost linear in the data (time at 100 % / time at 10 % ≈ 10). Results go to

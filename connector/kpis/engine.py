@@ -123,23 +123,6 @@ def compute(
     return compute_many(session, opts, {scope: ids}, period, now=now)[scope]
 
 
-def compute_many(
-    session: Session,
-    opts: KpiOptions,
-    wanted: Mapping[str, Collection[str] | None],
-    period: Period,
-    *,
-    now: datetime,
-) -> dict[str, Result]:
-    """``compute`` for several scopes at once (``{scope: ids or None}``), as the write-back
-    needs them: the conversations their ids touch are read once, into sources the scopes
-    share (each has its own campaign sends), then every scope's statement runs, on
-    PostgreSQL side by side. A scope that reads every conversation is computed apart
-    (``query.load``)."""
-    with _collector_paused():
-        return _compute_many(session, opts, wanted, period, now)
-
-
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """No cyclic garbage collection during one computation (the previous setting after):
@@ -156,13 +139,20 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _compute_many(
+@_collector_paused()
+def compute_many(
     session: Session,
     opts: KpiOptions,
     wanted: Mapping[str, Collection[str] | None],
     period: Period,
+    *,
     now: datetime,
 ) -> dict[str, Result]:
+    """``compute`` for several scopes at once (``{scope: ids or None}``), as the write-back
+    needs them: the conversations their ids touch are read once, into sources the scopes
+    share (each has its own campaign sends), then every scope's statement runs, on
+    PostgreSQL side by side. A scope that reads every conversation is computed apart
+    (``query.load``)."""
     queries = [Query.build(session, opts, scope, period, ids, now) for scope, ids in wanted.items()]
     out: dict[str, Result] = {q.scope: {} for q in queries}
     if not queries:
