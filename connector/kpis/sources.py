@@ -73,6 +73,21 @@ def _when(cond: Any, value: Any) -> Any:
     return case((cond, value))
 
 
+_HUMAN = Message.sender_kind == "agent"
+
+
+def _firsts() -> list[Any]:
+    """Per group of messages: its first inbound, outbound and human message and its human
+    messages (columns of the conversations' facts)."""
+    m = Message
+    return [
+        func.min(_when(m.direction == "inbound", m.timestamp)).label("first_in"),
+        func.min(_when(m.direction == "outbound", m.timestamp)).label("first_out"),
+        func.min(_when(_HUMAN, m.timestamp)).label("first_human"),
+        count_if(_HUMAN).label("humans"),
+    ]
+
+
 def facts_select(
     q: Query, own: Callable[[Any], Any] | None = None, traffic: FromClause | None = None
 ) -> Select[Any]:
@@ -82,19 +97,11 @@ def facts_select(
     if traffic is not None:
         return _facts_from_traffic(own, traffic)
     m = Message
-    inbound, outbound, human = (
-        m.direction == "inbound",
-        m.direction == "outbound",
-        m.sender_kind == "agent",
-    )
     per_conv = (
         select(
             m.conversation_id.label("cid"),
-            func.min(_when(inbound, m.timestamp)).label("first_in"),
-            func.min(_when(outbound, m.timestamp)).label("first_out"),
-            func.min(_when(human, m.timestamp)).label("first_human"),
-            count_if(human).label("humans"),
-            func.count(func.distinct(_when(human, m.agent_id))).label("human_agents"),
+            *_firsts(),
+            func.count(func.distinct(_when(_HUMAN, m.agent_id))).label("human_agents"),
         )
         .where(m.conversation_id.is_not(None), conversational(), own(m.conversation_id))
         .group_by(m.conversation_id)
@@ -149,7 +156,7 @@ def _facts_from_traffic(own: Callable[[Any], Any], traffic: FromClause) -> Selec
             func.min(t.first_out).label("first_out"),
             func.min(t.first_human).label("first_human"),
             func.sum(t.humans).label("humans"),
-            func.count(func.distinct(_when(t.humans > 0, t.agent_id))).label("human_agents"),
+            func.count(func.distinct(_when(humans, t.agent_id))).label("human_agents"),
             first_agent.label("first_human_agent"),
         )
         .where(own(t.conversation_id))
@@ -361,11 +368,7 @@ def traffic_select(q: Query, facts: bool = False) -> Select[Any]:
     touched conversations' messages are then read once for both.
     """
     m = Message
-    inbound, outbound, human = (
-        m.direction == "inbound",
-        m.direction == "outbound",
-        m.sender_kind == "agent",
-    )
+    inbound, outbound = m.direction == "inbound", m.direction == "outbound"
     sent = and_(outbound, m.status.is_not(None))
     period = q.in_period(m.timestamp)
     # With the facts the period moves from the rows read to what is counted.
@@ -376,13 +379,7 @@ def traffic_select(q: Query, facts: bool = False) -> Select[Any]:
     def counted(cond: Any) -> Any:
         return and_(period, cond) if facts else cond
 
-    firsts = [
-        func.min(_when(inbound, m.timestamp)).label("first_in"),
-        func.min(_when(outbound, m.timestamp)).label("first_out"),
-        func.min(_when(human, m.timestamp)).label("first_human"),
-        count_if(human).label("humans"),
-        _first(m.id, human, m.timestamp, m.id).label("first_human_id"),
-    ]
+    firsts = [*_firsts(), _first(m.id, _HUMAN, m.timestamp, m.id).label("first_human_id")]
     return (
         select(
             m.conversation_id,
