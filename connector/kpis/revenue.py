@@ -45,6 +45,29 @@ def won_after(c: Any, window: float) -> list[Any]:
     ]
 
 
+def won_by_contact() -> Any:
+    """Per contact with a won deal, the epochs its deals were won at (an array: a contact
+    has a few), to hash-join a few conversations to (``won_within``)."""
+    return (
+        select(
+            DealContact.contact_id.label("contact_id"),
+            func.array_agg(epoch(won_at())).label("won"),
+        )
+        .where(Deal.id == DealContact.deal_id, Deal.is_won.is_(True))
+        .group_by(DealContact.contact_id)
+        .subquery("won_contacts")
+    )
+
+
+def won_within(won: Any, c: Any, window: float) -> Any:
+    """``won_after`` through ``won_by_contact`` joined on ``c``'s contact: one of its won
+    epochs within ``window`` seconds of ``c``'s opening (PostgreSQL)."""
+    at = func.unnest(won.c.won).table_valued("at").render_derived()
+    opened = epoch(c.opened_at)
+    found = exists().select_from(at).where(at.c.at >= opened, at.c.at <= opened + window)
+    return and_(won.c.won.is_not(None), found)
+
+
 def touches(q: Query) -> Any:
     """(won deal, amount, won at, the touch conversation's scope columns, weight,
     is-primary) for deals won in the period."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
+from functools import partial
 from threading import Lock
 from typing import Any
 
@@ -34,12 +35,13 @@ from sqlalchemy import (
     Table,
     and_,
     case,
+    cast,
     exists,
     func,
+    null,
     or_,
     select,
     text,
-    true,
     type_coerce,
 )
 from sqlalchemy.dialects import postgresql
@@ -89,34 +91,35 @@ def _firsts() -> list[Any]:
 
 
 def facts_select(
-    q: Query, own: Callable[[Any], Any] | None = None, traffic: FromClause | None = None
+    q: Query,
+    own: Callable[[Any], Any] | None = None,
+    traffic: FromClause | None = None,
+    agents: bool = True,
 ) -> Select[Any]:
     """Per conversation (``own`` restricts the conversation ids; default: the touched);
-    from the ``traffic`` table when given (``traffic_select(q, facts=True)``)."""
+    from the ``traffic`` table when given (``traffic_select(q, facts=True)``); the first
+    human agent only with ``agents`` (only the agent scope reads it), else NULL.
+
+    ``several_agents``: 1 when more than one agent wrote in it (two distinct values are
+    told by their min and max: a DISTINCT count sorts each conversation's values)."""
     own = own or q.conversations
     if traffic is not None:
-        return _facts_from_traffic(own, traffic)
+        return _facts_from_traffic(own, traffic, agents)
     m = Message
     per_conv = (
         select(
             m.conversation_id.label("cid"),
             *_firsts(),
-            func.count(func.distinct(_when(_HUMAN, m.agent_id))).label("human_agents"),
+            _several(_when(_HUMAN, m.agent_id)).label("several_agents"),
         )
         .where(m.conversation_id.is_not(None), conversational(), own(m.conversation_id))
         .group_by(m.conversation_id)
     )
+    if not agents:
+        return per_conv.add_columns(_NO_AGENT)
     if q.lookups:
-        # A few conversations: one index probe each beats ranking every human message (one
-        # flat select, so it can be correlated to each conversation: ``_per_conversation``).
-        m2 = aliased(Message, name="first_human")
-        first_agent = (
-            select(m2.agent_id)
-            .where(m2.conversation_id == m.conversation_id, m2.sender_kind == "agent")
-            .order_by(m2.timestamp, m2.id)
-            .limit(1)
-            .scalar_subquery()
-        )
+        # A few conversations: one index probe each beats ranking every human message.
+        first_agent = _first_human_agent(m.conversation_id)
         return per_conv.add_columns(first_agent.label("first_human_agent"))
     per_conv = per_conv.subquery("per_conv")
     ranked = (
@@ -135,6 +138,27 @@ def facts_select(
     )
 
 
+_NO_AGENT = cast(null(), _ID).label("first_human_agent")
+
+
+def _several(value: Any) -> Any:
+    """1 when a group holds two distinct non-NULL ``value``s, else 0."""
+    return case((func.min(value) != func.max(value), 1), else_=0)
+
+
+def _first_human_agent(cid: Any) -> Any:
+    """The agent of conversation ``cid``'s first human message (by time, then id): an
+    index probe of its messages."""
+    m = aliased(Message, name="first_human")
+    return (
+        select(m.agent_id)
+        .where(m.conversation_id == cid, m.sender_kind == "agent")
+        .order_by(m.timestamp, m.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
 def _first(value: Any, where: Any, *order: Any) -> Any:
     """PostgreSQL: ``value`` of the first row in ``order`` among those ``where`` holds (an
     aggregate; NULL when there is none)."""
@@ -142,13 +166,27 @@ def _first(value: Any, where: Any, *order: Any) -> Any:
     return type_coerce(ordered, postgresql.ARRAY(value.type))[1]
 
 
-def _facts_from_traffic(own: Callable[[Any], Any], traffic: FromClause) -> Select[Any]:
+def _facts_from_traffic(
+    own: Callable[[Any], Any], traffic: FromClause, agents: bool
+) -> Select[Any]:
     """``facts_select`` over the traffic rows of each conversation (a few per conversation,
     their messages already read once for the traffic); the first human agent is the agent
-    of the row whose first human message comes first (by time, then message id)."""
+    of the row whose first human message comes first.
+
+    Rows of two agents whose first human messages share a timestamp are told apart by the
+    message ids, which the traffic does not carry (ordering every conversation's messages
+    for them cost more than all of this): such a conversation's messages are probed.
+    """
     t = traffic.c
     humans = t.humans > 0
-    first_agent = _first(t.agent_id, humans, t.first_human, t.first_human_id)
+    first_agent: Any = _NO_AGENT
+    if agents:
+        lowest = _first(t.agent_id, humans, t.first_human, t.agent_id)
+        highest = _first(t.agent_id, humans, t.first_human, t.agent_id.desc())
+        first_agent = case(
+            (lowest.is_not_distinct_from(highest), lowest),
+            else_=_first_human_agent(t.conversation_id),
+        ).label("first_human_agent")
     return (
         select(
             t.conversation_id.label("cid"),
@@ -156,8 +194,8 @@ def _facts_from_traffic(own: Callable[[Any], Any], traffic: FromClause) -> Selec
             func.min(t.first_out).label("first_out"),
             func.min(t.first_human).label("first_human"),
             func.sum(t.humans).label("humans"),
-            func.count(func.distinct(_when(humans, t.agent_id))).label("human_agents"),
-            first_agent.label("first_human_agent"),
+            _several(_when(humans, t.agent_id)).label("several_agents"),
+            first_agent,
         )
         .where(own(t.conversation_id))
         .group_by(t.conversation_id)
@@ -165,7 +203,7 @@ def _facts_from_traffic(own: Callable[[Any], Any], traffic: FromClause) -> Selec
 
 
 def conversations_select(
-    q: Query, cal: Calendar | None, traffic: FromClause | None = None
+    q: Query, cal: Calendar | None, traffic: FromClause | None = None, agents: bool = True
 ) -> Select[Any]:
     """One row per conversation with every conversation-level measure worked out once;
     the facts from ``traffic`` when given (filled first, with ``facts``).
@@ -174,7 +212,9 @@ def conversations_select(
     resolution flags only for resolved conversations a customer wrote in (DESIGN §4 [code]).
     """
     c = Conversation
-    f, on_facts = _per_conversation(q, c, "facts", lambda own: facts_select(q, own, traffic))
+    f, on_facts = _per_conversation(
+        q, c, "facts", lambda own: facts_select(q, own, traffic, agents)
+    )
     customer = c.initiated_by == "customer"
     first_in, first_out, first_human = (
         epoch(f.c.first_in),
@@ -186,10 +226,18 @@ def conversations_select(
     answered = and_(customer, f.c.first_in.is_not(None), f.c.first_out.is_not(None))
     human = and_(customer, f.c.first_in.is_not(None), f.c.first_human.is_not(None))
     resolved = and_(c.resolved_at.is_not(None), f.c.first_in.is_not(None))
-    repeat = _flag(q, c, "reopened", lambda x: _reopened(x, q.opts.fcr_window.total_seconds()))
-    converted = _flag(
-        q, c, "converted", lambda x: revenue.won_after(x, q.opts.attribution_window.total_seconds())
-    )
+    fcr_window = q.opts.fcr_window.total_seconds()
+    repeat = _flag(q, c, "reopened", lambda x: _reopened(x, fcr_window), q.lookups)
+    won_window = q.opts.attribution_window.total_seconds()
+    if q.probes:
+        # Won deals are few and their contacts a small table: hashed once and joined on
+        # the contact, where a probe per conversation cost a quarter of this statement.
+        won = revenue.won_by_contact()
+        joined = (won, won.c.contact_id == c.contact_id)
+        converted = _Flag(revenue.won_within(won, c, won_window), joined)
+    else:
+        after = partial(revenue.won_after, window=won_window)
+        converted = _flag(q, c, "converted", after, q.lookups)
     spans = {"frt": (first_in, first_out, answered), "frt_human": (handoff, first_human, human)}
     spans["art"] = (opened, closed, resolved)
     columns = [
@@ -206,7 +254,8 @@ def conversations_select(
         ).label("unanswered"),
         f.c.first_human_agent,
         case(
-            (and_(resolved, or_(repeat.flag, c.transfers > 0, f.c.human_agents > 1)), 1),
+            # The probe last: evaluated only when the rest does not decide.
+            (and_(resolved, or_(c.transfers > 0, f.c.several_agents == 1, repeat.flag)), 1),
             else_=0,
         ).label("not_fcr"),
         case((and_(resolved, f.c.humans == 0, f.c.first_out.is_not(None)), 1), else_=0).label(
@@ -236,15 +285,12 @@ def conversations_select(
 def _per_conversation(
     q: Query, c: Any, name: str, build: Callable[[Callable[[Any], Any]], Select[Any]]
 ) -> tuple[Any, Any]:
-    """A per-conversation subquery ``build(own)`` to outer-join to conversations ``c``, and
-    the join condition.
+    """A per-conversation subquery ``build(own)`` over the touched conversations, to
+    outer-join to conversations ``c``, and the join condition.
 
-    For a few conversations on PostgreSQL (where only nested loops are allowed then), a
-    LATERAL subquery correlated to each conversation: an index probe each, where a nested
-    loop over the subquery's result would compare every pair.
+    For a few conversations on PostgreSQL, merged or hashed with them (the fill allows no
+    nested loop: ``Fill.run``); a LATERAL probe per conversation cost a quarter more.
     """
-    if q.lookups and q.session.get_bind().dialect.name == "postgresql":
-        return build(lambda cid: cid == c.id).lateral(name), true()
     sub = build(q.conversations).subquery(name)
     return sub, sub.c.cid == c.id
 
@@ -255,14 +301,16 @@ class _Flag:
     joined: tuple[Any, Any] | None = None  # the subquery of those conversations, and its join
 
 
-def _flag(q: Query, c: Any, name: str, conditions: Callable[[Any], list[Any]]) -> _Flag:
+def _flag(
+    q: Query, c: Any, name: str, conditions: Callable[[Any], list[Any]], probe: bool
+) -> _Flag:
     """Whether some related row meets ``conditions(conversation)``.
 
-    For a few conversations, a correlated EXISTS (an index probe each); for many, one
+    ``probe`` (a few conversations): a correlated EXISTS, an index probe each; else one
     set-based join over all of them, outer-joined back (a probe per conversation over a
     million conversations costs several seconds per flag).
     """
-    if q.lookups:
+    if probe:
         return _Flag(exists().where(*conditions(c)))
     x = aliased(Conversation, name=f"{name}_conv")
     ids = (
@@ -379,7 +427,6 @@ def traffic_select(q: Query, facts: bool = False) -> Select[Any]:
     def counted(cond: Any) -> Any:
         return and_(period, cond) if facts else cond
 
-    firsts = [*_firsts(), _first(m.id, _HUMAN, m.timestamp, m.id).label("first_human_id")]
     return (
         select(
             m.conversation_id,
@@ -396,7 +443,7 @@ def traffic_select(q: Query, facts: bool = False) -> Select[Any]:
             count_if(counted(and_(outbound, m.read_at.is_not(None)))).label("read"),
             count_if(counted(and_(outbound, m.failed_at.is_not(None)))).label("failed"),
             func.sum(_when(counted(outbound), m.cost)).label("cost"),
-            *(firsts if facts else ()),
+            *(_firsts() if facts else ()),
         )
         .where(*where)
         .group_by(m.conversation_id, m.agent_id, m.campaign_id, m.contact_id, m.business_number_id)
@@ -501,7 +548,6 @@ def _tables(
             [
                 *(Column(name, UTCDateTime()) for name in ("first_in", "first_out", "first_human")),
                 Column("humans", Integer),
-                Column("first_human_id", _ID),
             ]
             if facts
             else []
@@ -546,8 +592,10 @@ def _selects(
 ) -> dict[str, Select[Any]]:
     sends = {f"sends_{each.scope}": messaging.sends_select(each) for each in scoped}
     facts = _facts_in_traffic(q)
+    # Scopes computed together say which they are; shared by every scope, any may read it.
+    agents = not scoped or any(each.scope == "agent" for each in scoped)
     return {
-        "convs": conversations_select(q, cal, tables["traffic"] if facts else None),
+        "convs": conversations_select(q, cal, tables["traffic"] if facts else None, agents),
         "replies": replies_select(q, cal),
         "traffic": traffic_select(q, facts),
         "touches": revenue.touches_select(q),
@@ -557,8 +605,12 @@ def _selects(
 
 # Statements whose joins the planner misjudges (see whole_tables): the waits, millions of
 # them when they read everything, joined to their conversations; for a few conversations,
-# merged with them (both come in conversation id order) instead of a probe per wait.
+# merged with them (both come in conversation id order) instead of a probe per wait. With
+# the facts in the traffic, the conversations too: merged with their facts and surveys
+# (the touched conversations are estimated at a handful, so a nested loop would be chosen
+# and compare every pair).
 _WHOLE = ("replies",)
+_WHOLE_FACTS = (*_WHOLE, "convs")
 # The fills, slowest first (so that fills side by side end close together).
 FILLS = ("replies", "convs", "traffic", "sends", "touches")
 # With the facts in the traffic, the conversations are filled right after the traffic on
@@ -582,6 +634,7 @@ class Fill:
     name: str
     create: CreateTableAs
     lookups: bool
+    whole: bool = False  # no nested loops (``whole_tables``)
     index: str | None = None
     then: tuple[Fill, ...] = ()
 
@@ -591,7 +644,7 @@ class Fill:
         return [self.create.name, *(name for fill in self.then for name in fill.tables)]
 
     def run(self, conn: Connection) -> None:
-        if self.name in _WHOLE:
+        if self.whole:
             strategy = whole_tables(conn)
         else:
             strategy = index_lookups(conn) if self.lookups else nullcontext()
@@ -633,7 +686,8 @@ def fills(
         found = selects[each].subquery(name)
         # Columns in the order and with the names the table describes.
         stmt = select(*(found.c[c.name] for c in table.c))
-        return Fill(each, CreateTableAs(table.name, stmt, kind), q.lookups, **more)
+        whole = each in (_WHOLE_FACTS if facts else _WHOLE)
+        return Fill(each, CreateTableAs(table.name, stmt, kind), q.lookups, whole, **more)
 
     out = []
     for name in FILLS_FACTS if facts else FILLS:

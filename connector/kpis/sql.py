@@ -187,7 +187,8 @@ def greatest(a: Any, b: Any) -> ColumnElement[Any]:
 
 
 def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    return func.sum(case((condition, 1), else_=0))
+    # FILTER (SQLite 3.30+) skips the rows instead of summing a CASE over each of them.
+    return func.count().filter(condition)
 
 
 def percent(part: float | int | None, whole: float | int | None) -> float | None:
