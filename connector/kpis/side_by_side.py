@@ -189,19 +189,28 @@ def _fill(
     filling = Semaphore(0)
 
     def work() -> None:
+        started = False
         try:
             with _in_snapshot(engine, snapshot) as conn:
-                prepare(conn, None)
-                filling.release()
+                loaded: set[Any] = set()
                 while pending:
                     try:
                         fill = pending.popleft()
                     except IndexError:  # another worker took the last one
                         break
+                    # Only the ids this fill reads, when it needs them: the first fills read
+                    # the touched conversations alone and start a few round trips sooner.
+                    needed = fill.reads - loaded
+                    prepare(conn, needed)
+                    loaded |= needed
+                    if not started:
+                        started = True
+                        filling.release()
                     fill.run(conn)
                 conn.commit()
         finally:
-            filling.release()  # a worker that failed early must not hold ``beside`` up
+            if not started:  # a worker that failed early must not hold ``beside`` up
+                filling.release()
 
     def after_start() -> None:
         for _ in range(WORKERS):

@@ -48,6 +48,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import FromClause
+from sqlalchemy.sql.util import find_tables
 
 from connector.kpis import messaging, revenue, satisfaction
 from connector.kpis.business_hours import Calendar
@@ -104,7 +105,7 @@ def facts_select(
     told by their min and max: a DISTINCT count sorts each conversation's values)."""
     own = own or q.conversations
     if traffic is not None:
-        return _facts_from_traffic(own, traffic, agents)
+        return _facts_from_traffic(traffic, agents)
     m = Message
     per_conv = (
         select(
@@ -166,9 +167,7 @@ def _first(value: Any, where: Any, *order: Any) -> Any:
     return type_coerce(ordered, postgresql.ARRAY(value.type))[1]
 
 
-def _facts_from_traffic(
-    own: Callable[[Any], Any], traffic: FromClause, agents: bool
-) -> Select[Any]:
+def _facts_from_traffic(traffic: FromClause, agents: bool) -> Select[Any]:
     """``facts_select`` over the traffic rows of each conversation (a few per conversation,
     their messages already read once for the traffic); the first human agent is the agent
     of the row whose first human message comes first.
@@ -197,7 +196,7 @@ def _facts_from_traffic(
             _several(_when(humans, t.agent_id)).label("several_agents"),
             first_agent,
         )
-        .where(own(t.conversation_id))
+        # Read whole, unindexed: it holds the same conversations (``traffic_select``).
         .group_by(t.conversation_id)
     )
 
@@ -628,20 +627,23 @@ def _facts_in_traffic(q: Query) -> bool:
 @dataclass(frozen=True, slots=True)
 class Fill:
     """``CREATE … TABLE AS`` one source, then ANALYZE it (PostgreSQL, unless it holds a
-    few conversations' rows), index it on ``index`` if given, then run ``then`` (fills
-    that read it)."""
+    few conversations' rows), then run ``then`` (fills that read it)."""
 
     name: str
     create: CreateTableAs
     lookups: bool
     whole: bool = False  # no nested loops (``whole_tables``)
-    index: str | None = None
     then: tuple[Fill, ...] = ()
 
     @property
     def tables(self) -> list[str]:
         """The tables this fill (and what it runs next) creates."""
         return [self.create.name, *(name for fill in self.then for name in fill.tables)]
+
+    @property
+    def reads(self) -> set[Any]:
+        """The tables this fill (and what it runs next) reads."""
+        return {*find_tables(self.create.select), *(t for fill in self.then for t in fill.reads)}
 
     def run(self, conn: Connection) -> None:
         if self.whole:
@@ -650,9 +652,6 @@ class Fill:
             strategy = index_lookups(conn) if self.lookups else nullcontext()
         with strategy:
             conn.execute(self.create)
-        if self.index is not None:
-            name = self.create.name
-            conn.execute(text(f'CREATE INDEX "{name}_{self.index}" ON "{name}" ({self.index})'))
         if conn.dialect.name == "postgresql" and not self.lookups:
             # Autovacuum never analyses temporary tables; the planner needs row counts. A
             # few conversations' tables are read whole, and an unanalysed table's size is
@@ -692,7 +691,7 @@ def fills(
     out = []
     for name in FILLS_FACTS if facts else FILLS:
         if facts and name == "traffic":
-            out.append(fill(name, name, index="conversation_id", then=(fill("convs", "convs"),)))
+            out.append(fill(name, name, then=(fill("convs", "convs"),)))
             continue
         out += [fill(each, name) for each in (_send_names(scopes) if name == "sends" else [name])]
     shared = {name: tables[name] for name in ("convs", "replies", "traffic", "touches")}
