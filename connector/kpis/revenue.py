@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, and_, case, exists, func, literal, or_, select, union
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql import FromClause
 
 from connector.kpis.options import Period
 from connector.kpis.query import SCOPE_COLUMNS, Query
@@ -68,9 +69,10 @@ def won_within(won: Any, c: Any, window: float) -> Any:
     return and_(won.c.won.is_not(None), found)
 
 
-def touches(q: Query) -> Any:
+def touches(q: Query, convs: FromClause | None = None) -> Any:
     """(won deal, amount, won at, the touch conversation's scope columns, weight,
-    is-primary) for deals won in the period."""
+    is-primary) for deals won in the period; ``convs``: a table of the touched
+    conversations with their contacts, read instead of probing each conversation."""
     t = aliased(Conversation, name="touch")
     window = q.opts.attribution_window.total_seconds()
     model = q.opts.attribution_model
@@ -85,7 +87,11 @@ def touches(q: Query) -> Any:
     if q.keyed and not q.everything:
         # Only deals of the contacts whose conversations can be credited here; each keeps
         # all its touches, so the ranking is the same as over every deal.
-        contacts = select(Conversation.contact_id).where(q.conversations(Conversation.id))
+        contacts = (
+            select(Conversation.contact_id).where(q.conversations(Conversation.id))
+            if convs is None
+            else select(convs.c.contact_id)
+        )
         linked = select(DealContact.deal_id).where(DealContact.contact_id.in_(contacts))
         if q.lookups:
             # Fenced (OFFSET 0): found first, then each deal probed; left to itself the
@@ -130,11 +136,11 @@ def touches(q: Query) -> Any:
     )
 
 
-def touches_select(q: Query) -> Select[Any]:
+def touches_select(q: Query, convs: FromClause | None = None) -> Select[Any]:
     """Per credited touch: its conversation's scope columns, the amount credited to it, and
     its contact when it makes a new customer (the primary touch of the contact's first
-    won deal)."""
-    tt = touches(q)
+    won deal); ``convs`` as for ``touches``."""
+    tt = touches(q, convs)
     earlier = aliased(Deal, name="earlier")
     earlier_link = aliased(DealContact, name="earlier_link")
     first_win = ~exists().where(

@@ -597,7 +597,8 @@ def _selects(
         "convs": conversations_select(q, cal, tables["traffic"] if facts else None, agents),
         "replies": replies_select(q, cal),
         "traffic": traffic_select(q, facts),
-        "touches": revenue.touches_select(q),
+        # With the facts in the traffic, filled after the conversations on their connection.
+        "touches": revenue.touches_select(q, tables["convs"] if facts else None),
         **(sends or {"sends": messaging.sends_select(q)}),
     }
 
@@ -613,8 +614,9 @@ _WHOLE_FACTS = (*_WHOLE, "convs")
 # The fills, slowest first (so that fills side by side end close together).
 FILLS = ("replies", "convs", "traffic", "sends", "touches")
 # With the facts in the traffic, the conversations are filled right after the traffic on
-# the same connection (the only one that sees it before it commits): one unit, the first.
-FILLS_FACTS = ("traffic", "replies", "sends", "touches")
+# the same connection (the only one that sees it before it commits), and the touches right
+# after the conversations (whose contacts they read): one unit, the first.
+FILLS_FACTS = ("traffic", "replies", "sends")
 
 
 def _facts_in_traffic(q: Query) -> bool:
@@ -691,7 +693,8 @@ def fills(
     out = []
     for name in FILLS_FACTS if facts else FILLS:
         if facts and name == "traffic":
-            out.append(fill(name, name, then=(fill("convs", "convs"),)))
+            convs = fill("convs", "convs", then=(fill("touches", "touches"),))
+            out.append(fill(name, name, then=(convs,)))
             continue
         out += [fill(each, name) for each in (_send_names(scopes) if name == "sends" else [name])]
     shared = {name: tables[name] for name in ("convs", "replies", "traffic", "touches")}
