@@ -338,11 +338,17 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
+_DURATIONS_BH = DURATIONS + BUSINESS_HOURS
+
+
 def _complete(values: dict[str, Any], *, with_bh: bool) -> dict[str, Any]:
     """Every KPI present: what had no data gets its empty value."""
-    durations = DURATIONS + (BUSINESS_HOURS if with_bh else ())
-    empty = {name: dict(EMPTY) for name in durations if name not in values}
-    return {**_DEFAULTS, **empty, **values}
+    out = dict(_DEFAULTS)
+    for name in _DURATIONS_BH if with_bh else DURATIONS:
+        if name not in values:
+            out[name] = dict(EMPTY)
+    out.update(values)
+    return out
 
 
 def _derive(q: Query, values: dict[str, Any]) -> None:
