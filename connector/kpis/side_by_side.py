@@ -53,6 +53,7 @@ WORKERS = 2  # connections filling the sources
 AHEAD = 6  # scope statements at once (all six: the biggest need not wait for the rest)
 SPANS = 2  # statements computing one scope's ids side by side (one per core here)
 SPAN_IDS = 4_000  # ...for a scope with at least this many ids
+FIRST_SHARE = 0.3  # ...of which the first statement takes this share (see ``_spans``)
 BLOCKS = 4  # blocks of FETCH rows a scope's reader may run ahead of the caller
 STEM = "kpi_run"
 _NAME = re.compile(rf"^{STEM}(\d+)_[a-z_]+$")
@@ -300,15 +301,21 @@ def _spans(plan: Plan, prepare: Prepare) -> list[tuple[Plan, Prepare, int]]:
 
     The statement reads the scope's keys table, which each connection fills itself: with
     a share of the ids each, the same statement computes a share of the keys (the ids are
-    disjoint, so are the rows), and the two cores share the long pole's aggregation."""
+    disjoint, so are the rows), and the two cores share the long pole's aggregation.
+
+    The first share is the smaller (``FIRST_SHARE``): its rows arrive first and the caller
+    turns them into KPIs while the others are still computed (equal shares all ended
+    together, and the caller then read every key after the last statement)."""
     q = plan.q
     count = len(q.ids or ())
     n = span_count(q)
     if n == 1 or not isinstance(prepare, KeysCopy):
         return [(plan, prepare, count)]
     values = q.key_values()
-    size = -(-len(values) // n)
-    shares = [values[i : i + size] for i in range(0, len(values), size)]
+    first = max(1, int(len(values) * FIRST_SHARE))
+    size = max(1, -(-(len(values) - first) // (n - 1)))
+    shares = [values[:first]]
+    shares += [values[i : i + size] for i in range(first, len(values), size)]
     return [(plan, prepare.with_ids(q.key_column(), share), len(share)) for share in shares]
 
 
