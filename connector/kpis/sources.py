@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
-from functools import partial
 from threading import Lock
 from typing import Any
 
@@ -211,9 +210,7 @@ def conversations_select(
     resolution flags only for resolved conversations a customer wrote in (DESIGN §4 [code]).
     """
     c = Conversation
-    f, on_facts = _per_conversation(
-        q, c, "facts", lambda own: facts_select(q, own, traffic, agents)
-    )
+    f, on_facts = _per_conversation(c, "facts", facts_select(q, traffic=traffic, agents=agents))
     customer = c.initiated_by == "customer"
     first_in, first_out, first_human = (
         epoch(f.c.first_in),
@@ -235,8 +232,7 @@ def conversations_select(
         joined = (won, won.c.contact_id == c.contact_id)
         converted = _Flag(revenue.won_within(won, c, won_window), joined)
     else:
-        after = partial(revenue.won_after, window=won_window)
-        converted = _flag(q, c, "converted", after, q.lookups)
+        converted = _flag(q, c, "converted", lambda x: revenue.won_after(x, won_window), q.lookups)
     spans = {"frt": (first_in, first_out, answered), "frt_human": (handoff, first_human, human)}
     spans["art"] = (opened, closed, resolved)
     columns = [
@@ -263,8 +259,8 @@ def conversations_select(
         case((converted.flag, 1), else_=0).label("converted"),
     ]
     surveyed = [
-        _per_conversation(q, c, "answers", lambda own: satisfaction.answers_select(q, own)),
-        _per_conversation(q, c, "surveys", lambda own: satisfaction.surveys_select(q, own)),
+        _per_conversation(c, "answers", satisfaction.answers_select(q, q.conversations)),
+        _per_conversation(c, "surveys", satisfaction.surveys_select(q, q.conversations)),
     ]
     counts = [col for sub, _ in surveyed for col in sub.c if col.name != "cid"]
     columns += [func.coalesce(col, 0).label(col.name) for col in counts]
@@ -281,16 +277,14 @@ def conversations_select(
     return stmt
 
 
-def _per_conversation(
-    q: Query, c: Any, name: str, build: Callable[[Callable[[Any], Any]], Select[Any]]
-) -> tuple[Any, Any]:
-    """A per-conversation subquery ``build(own)`` over the touched conversations, to
+def _per_conversation(c: Any, name: str, stmt: Select[Any]) -> tuple[Any, Any]:
+    """A per-conversation ``stmt`` over the touched conversations as a subquery to
     outer-join to conversations ``c``, and the join condition.
 
     For a few conversations on PostgreSQL, merged or hashed with them (the fill allows no
     nested loop: ``Fill.run``); a LATERAL probe per conversation cost a quarter more.
     """
-    sub = build(q.conversations).subquery(name)
+    sub = stmt.subquery(name)
     return sub, sub.c.cid == c.id
 
 
