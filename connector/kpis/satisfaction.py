@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Column, Float, Integer, Select, and_, func, or_, select
 
 from connector.kpis.query import Query
-from connector.kpis.sql import count_if, percent
+from connector.kpis.sql import count_if, percent, total
 from connector.models import Survey, SurveyResponse
 
 _COUNTS = (
@@ -77,9 +77,8 @@ def surveys_select(q: Query, own: Callable[[Any], Any]) -> Select[Any]:
 def sums(v: Any) -> tuple[list[Any], Any]:
     """The survey sums over materialised conversations ``v``, and whether any was surveyed
     or answered (both aggregates, for the grouping ``support`` makes of them)."""
-    names = (*_COUNTS, "csat_points")
     any_ = func.sum(v.c.csat_answers + v.c.nps_answers + v.c.csat_surveys) > 0
-    return [func.sum(v.c[name]) for name in names], any_
+    return [*(total(v.c[name]) for name in _COUNTS), func.sum(v.c.csat_points)], any_
 
 
 def read(row: Sequence[Any]) -> dict[str, Any]:
