@@ -134,7 +134,7 @@ def _traffic_part(q: Query, src: Sources, col: Any, *, volume: bool, delivery: b
     in_period = t.c.inbound + t.c.outbound > 0
     stmt = stmt.where(q.only(col), in_period).group_by(key)
     if volume and delivery:
-        return Part(stmt, lambda row: _delivery(row, 2, _volume(row)))
+        return Part(stmt, lambda row: _delivery(row, len(_VOLUME), _volume(row)))
     return Part(stmt, _volume if volume else lambda row: _delivery(row, 0, {}))
 
 
