@@ -212,8 +212,9 @@ def compute_all(
 
     The sources are materialised once for all scopes; each scope's keys are streamed from
     one statement. On PostgreSQL, when this transaction has written nothing (other
-    connections see what it sees), that work is spread over several connections: see
-    ``side_by_side``.
+    connections see what it sees), that work is spread over several connections, and a
+    scope with many keys is computed range of keys by range (``side_by_side.ranges``): a
+    scope's keys may then come in several runs of chunks, between other scopes' chunks.
     """
     base = Query.build(session, opts, "account", period, None, now)
     cal = calendar(base)
@@ -221,7 +222,8 @@ def compute_all(
     queries = [Query.build(session, opts, scope, period, None, now) for scope in scopes]
     if side_by_side.possible(session):
         with side_by_side.sources(session, base, cal) as src:
-            plans = [plan(q, src, cal) for q in queries]
+            ranged = [each for q in queries for each in side_by_side.ranges(session, q)]
+            plans = [plan(q, src, cal) for q in ranged]
             yield from _chunks(side_by_side.stream(session, plans, src), chunk)
         return
     src = materialize(session, base, cal)

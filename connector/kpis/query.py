@@ -102,6 +102,9 @@ class Query:
     # that reading them all is cheaper than picking them out.
     lookups: bool = False
     everything: bool = False
+    # A full recompute's share of the keys, ``[low, high)`` (None: unbounded): one of the
+    # statements that compute a scope with many keys range by range (``side_by_side``).
+    key_range: tuple[int | None, int | None] | None = None
 
     @classmethod
     def build(
@@ -180,12 +183,21 @@ class Query:
         if self.is_account or column is None:
             return true()
         if self.ids is None:
-            return column.is_not(None)
+            return and_(column.is_not(None), *self._in_range(column))
         if self.keyed:
             return column.in_(select(self.key_column()))
         if self.scope == "phone_number":
             return column.in_(sorted(self.ids))
         return column.in_(self.int_ids())
+
+    def _in_range(self, column: Any) -> list[ColumnElement[bool]]:
+        if self.key_range is None:
+            return []
+        low, high = self.key_range
+        return [
+            *([] if low is None else [column >= low]),
+            *([] if high is None else [column < high]),
+        ]
 
     def int_ids(self) -> list[int]:
         return sorted(int(i) for i in self.ids or () if i.lstrip("-").isdigit())

@@ -32,7 +32,7 @@ from threading import Event, Semaphore
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import compiler
@@ -54,6 +54,8 @@ AHEAD = 6  # scope statements at once (all six: the biggest need not wait for th
 SPANS = 2  # statements computing one scope's ids side by side (one per core here)
 SPAN_IDS = 4_000  # ...for a scope with at least this many ids
 FIRST_SHARE = 0.3  # ...of which the first statement takes this share (see ``_spans``)
+RANGE_KEYS = 70_000  # keys per statement of a full recompute's scope with many keys
+LANES = 2  # connections running those statements, each one range after another
 BLOCKS = 4  # blocks of FETCH rows a scope's reader may run ahead of the caller
 STEM = "kpi_run"
 _NAME = re.compile(rf"^{STEM}(\d+)_[a-z_]+$")
@@ -262,8 +264,9 @@ def stream(
     session: Session, plans: Sequence[Plan], src: Sources, prepare: Prepare = _nothing
 ) -> Iterator[Iterator[tuple[Query, str, dict[str, Any]]]]:
     """Each plan's keys and KPIs, its statement run on its own connection (a scope with
-    many ids: on ``SPANS`` connections, each holding a share of the ids); in the order
-    their first rows arrive (a small scope's rows need not wait behind a big one's).
+    many ids: on ``SPANS`` connections, each holding a share of the ids; the key ranges of
+    one scope (``ranges``): on ``LANES`` connections, one range after another); in the
+    order their first rows arrive (a small scope's rows need not wait behind a big one's).
 
     Read each before asking for the next: the readers stop when this generator ends.
     """
@@ -272,14 +275,21 @@ def stream(
     jobs = [job for plan in plans for job in _spans(plan, prepare)]
     boxes: list[Queue[tuple[str, Any]]] = [Queue(maxsize=BLOCKS) for _ in jobs]
     ready: Queue[int] = Queue()  # the index of each job once its first rows are boxed
-    pool = ThreadPoolExecutor(max(AHEAD, len(jobs)), thread_name_prefix="kpi-scope")
-    try:
-        # The pool starts them in this order, every one at once, the job with the most ids
-        # first: the long pole's statement starts first.
-        for i in sorted(range(len(jobs)), key=lambda i: -jobs[i][2]):
+    lanes = _lanes(jobs)
+    pool = ThreadPoolExecutor(max(AHEAD, len(lanes)), thread_name_prefix="kpi-scope")
+
+    def run(lane: list[int]) -> None:
+        for i in lane:
+            if stop.is_set():
+                return
             plan, keys, _ = jobs[i]
-            announce = partial(ready.put, i)
-            pool.submit(_produce, engine, plan, src, keys, boxes[i], stop, announce)
+            _produce(engine, plan, src, keys, boxes[i], stop, partial(ready.put, i))
+
+    try:
+        # The pool starts them in this order, every one at once, the lane with the most
+        # ids (or ranges) first: the long pole's statement starts first.
+        for lane in lanes:
+            pool.submit(run, lane)
         for _ in jobs:
             i = ready.get()
             extra = _take(boxes[i])
@@ -287,6 +297,43 @@ def stream(
     finally:
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _lanes(jobs: Sequence[tuple[Plan, Prepare, int]]) -> list[list[int]]:
+    """The jobs' indexes as the pool runs them: one lane (connection) per job, but the key
+    ranges of a scope dealt out over ``LANES`` lanes in range order, so that while the
+    caller reads one range's rows (Python: the long pole of a full recompute) the next
+    range is computed (run at once, every range would end together, at the end); the
+    lanes with the most work first."""
+    ranged: dict[str, list[list[int]]] = {}
+    lanes: list[list[int]] = []
+    for i, (plan, _, _) in enumerate(jobs):
+        q = plan.q
+        if q.key_range is None:
+            lanes.append([i])
+            continue
+        dealt = ranged.setdefault(q.scope, [[] for _ in range(LANES)])
+        dealt[sum(map(len, dealt)) % LANES].append(i)
+    by_ranges = [lane for dealt in ranged.values() for lane in dealt if lane]
+    return by_ranges + sorted(lanes, key=lambda lane: -jobs[lane[0]][2])
+
+
+def ranges(session: Session, q: Query) -> list[Query]:
+    """A full recompute's ``q`` as one query per range of ``RANGE_KEYS`` keys (ids are
+    serial: the range between the smallest and the largest key the conversations carry,
+    cut evenly), or ``[q]``: for given ids, for a scope with few keys, and for the agent
+    (its utilization is per agent, not per row). The first and last ranges are open, so
+    every key is in exactly one of them whatever the bounds."""
+    if q.ids is not None or q.scope in ("account", "agent", "phone_number"):
+        return [q]
+    column = q.conv_column()
+    low, high = session.execute(select(func.min(column), func.max(column))).one()
+    if low is None or high - low + 1 < 2 * RANGE_KEYS:
+        return [q]
+    n = -(-(high - low + 1) // RANGE_KEYS)
+    cuts = [low + (high - low + 1) * k // n for k in range(1, n)]
+    bounds = list(zip([None, *cuts], [*cuts, None], strict=True))
+    return [replace(q, key_range=bound) for bound in bounds]
 
 
 def span_count(q: Query) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -138,3 +139,53 @@ def test_presence_api_feeds_utilization(client: Any, signer: Any, auth: Any, db:
         _conversation(s, contact, at(60), at(90), agent_id=zoe.id)
         key = str(zoe.id)
     assert Timeline(client, signer, auth, db).kpis("agent")[key]["agent_utilization"] == 16.6667
+
+
+def _measure(intervals: list[tuple[int, int]]) -> int:
+    """Minutes covered by a union of [start, end) intervals."""
+    covered, reach = 0, None
+    for start, end in sorted(intervals):
+        if reach is None or start > reach:
+            covered += end - start
+            reach = end
+        elif end > reach:
+            covered += end - reach
+            reach = end
+    return covered
+
+
+def test_utilization_matches_interval_arithmetic(
+    client: Any, signer: Any, auth: Any, db: Any
+) -> None:
+    """Seeded random timelines (minutes after 09:00): conversations and presence records
+    that overlap, nest, touch end to start and start together; utilization must equal
+    |busy ∩ present| / |present| worked out from the interval lists in Python."""
+    rng = random.Random(7)
+    agents: dict[str, tuple[list[tuple[int, int]], list[tuple[int, int]]]] = {}
+    with db.session() as s:
+        contact = Contact(wa_id="15550005555")
+        s.add(contact)
+        s.flush()
+        for n in range(4):
+            agent = Agent(external_id=f"sweep{n}")
+            s.add(agent)
+            s.flush()
+            starts = [rng.randrange(0, 600, 15) for _ in range(12)]
+            busy = [(a, a + rng.choice((15, 30, 45, 90))) for a in starts]
+            present = [(a, a + rng.choice((30, 60, 120))) for a in starts[:5]]
+            present.append(present[0])  # the same record twice counts once
+            for start, end in busy:
+                _conversation(s, contact, at(start), at(end), agent_id=agent.id)
+            for start, end in present:
+                s.add(AgentPresence(agent_id=agent.id, started_at=at(start), ended_at=at(end)))
+            agents[str(agent.id)] = (busy, present)
+    got = Timeline(client, signer, auth, db).kpis("agent")
+    for key, (busy, present) in agents.items():
+        both = [
+            (max(b0, p0), min(b1, p1))
+            for b0, b1 in busy
+            for p0, p1 in present
+            if max(b0, p0) < min(b1, p1)
+        ]
+        expected = round(100 * _measure(both) / _measure(present), 4)
+        assert got[key]["agent_utilization"] == expected, key
