@@ -321,8 +321,9 @@ def _lanes(jobs: Sequence[tuple[Plan, Prepare, int]]) -> list[list[int]]:
 def ranges(session: Session, q: Query) -> list[Query]:
     """A full recompute's ``q`` as one query per range of ``RANGE_KEYS`` keys (ids are
     serial: the range between the smallest and the largest key the conversations carry,
-    cut evenly), or ``[q]``: for given ids, for a scope with few keys, and for the agent
-    (its utilization is per agent, not per row). The first and last ranges are open, so
+    cut evenly), or ``[q]``: for given ids, for a scope with few keys, for the agent (its
+    utilization is per agent, not per row) and for business numbers (text keys, few of
+    them). The first and last ranges are open, so
     every key is in exactly one of them whatever the bounds."""
     if q.ids is not None or q.scope in ("account", "agent", "phone_number"):
         return [q]
